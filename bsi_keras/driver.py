@@ -1,0 +1,498 @@
+"""The schedule driver: `fit` runs a batch-size / learning-rate schedule through `model.fit`.
+
+Keras's ``fit`` takes one batch size. `fit` here calls ``model.fit`` once per epoch with that
+epoch's batch size and learning rate, and makes the calls look like one run to the user's
+callbacks: ``on_train_begin``/``on_train_end`` once, global epoch numbers, one `History`.
+Around it, it times every epoch, counts parameter updates, evaluates, stops a diverging
+run, and (with ``checkpoint_dir``) checkpoints after every epoch so a killed run resumes
+exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import signal
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from bsi_keras import checkpoint
+from bsi_keras.optimizers import momentum_of, set_learning_rate
+from bsi_keras.schedules import EpochSetting, FunctionSchedule, Schedule, noise_scale
+
+ScheduleLike = Schedule | FunctionSchedule | Callable[[int], tuple[int, float]]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """The run was stopped by SIGINT or SIGTERM; finished epochs are kept.
+
+    Attributes:
+        signum: the signal that stopped the run.
+        epoch: 0-based epoch that was in progress (and dropped).
+    """
+
+    def __init__(self, signum: int, epoch: int):
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} received during epoch {epoch + 1}; that epoch was dropped")
+        self.signum = signum
+        self.epoch = epoch
+        self.history: keras.callbacks.History | None = None
+
+
+def fit(
+    model: keras.Model,
+    x: Any = None,
+    y: Any = None,
+    *,
+    schedule: ScheduleLike,
+    epochs: int | None = None,
+    validation_data: tuple[Any, ...] | None = None,
+    validation_split: float = 0.0,
+    callbacks: Sequence[keras.callbacks.Callback] | None = None,
+    verbose: int | str = "auto",
+    seed: int | None = None,
+    sample_weight: np.ndarray | None = None,
+    class_weight: Mapping[int, float] | None = None,
+    eval_batch_size: int = 1000,
+    drop_remainder: bool = False,
+    momentum_correction: bool = True,
+    checkpoint_dir: str | Path | None = None,
+) -> keras.callbacks.History:
+    """Train ``model`` with a batch-size / learning-rate schedule, like one ``model.fit``.
+
+    Args:
+        model: a compiled Keras model (its optimizer must have a float learning rate).
+        x: training inputs (numpy arrays, or a list / dict of them).
+        y: training targets.
+        schedule: a `Schedule`, a `FunctionSchedule`, or a function
+            ``epoch -> (batch_size, lr)`` (then ``epochs`` is required).
+        epochs: total epochs, for a plain-function schedule.
+        validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight)``,
+            evaluated after every epoch (logged as ``val_*``).
+        validation_split: fraction of ``x``/``y`` (taken from the end, as Keras does) to
+            hold out for validation when ``validation_data`` is not given.
+        callbacks: Keras callbacks; they see one continuous run (see module docstring).
+            A `keras.callbacks.BackupAndRestore` is served by this driver's own checkpoint
+            (its ``backup_dir`` becomes ``checkpoint_dir``).
+        verbose: 0 silent, 1 progress bar, 2 one line per epoch, "auto" = 1.
+        seed: seed of the per-epoch data order (drawn at random and recorded if None).
+        sample_weight: per-example training weights.
+        class_weight: per-class loss weights, as in ``model.fit``.
+        eval_batch_size: batch size of the evaluation (affects speed only, unless the model
+            uses batch statistics at inference).
+        drop_remainder: drop each epoch's last partial batch (floor updates, one traced
+            shape per batch size) instead of training on it (ceil updates, the default).
+        momentum_correction: rescale SGD's velocity when the LR changes (see
+            `bsi_keras.optimizers.set_learning_rate`).
+        checkpoint_dir: write a resumable checkpoint there after every epoch, and resume
+            from it if one exists.
+
+    Returns:
+        A `keras.callbacks.History` with one entry per epoch of the whole schedule; its
+        ``status`` attribute says how the run ended: ``"finished"``, ``"stopped"`` (by a
+        callback such as EarlyStopping), or ``"diverged"`` (non-finite loss).
+
+    Raises:
+        TrainingInterrupted: on SIGINT/SIGTERM, after dropping the epoch in progress.
+
+    Example:
+
+    >>> import keras
+    >>> from bsi_keras import schedules, data, models
+    >>> ds = data.synthetic(400, (28, 28, 1))
+    >>> model = models.get_model("mnist_cnn")
+    >>> model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    >>> s = schedules.increase_bs(epochs=2, batch_size=50, lr=0.05, milestones=[1], factor=2)
+    >>> h = fit(model, ds.x_train, ds.y_train, schedule=s, verbose=0, seed=0)
+    >>> h.history["batch_size"], h.history["updates"]
+    ([50, 100], [8, 12])
+    """
+    run = _ScheduleRun(
+        model,
+        _as_schedule(schedule, epochs),
+        _ArrayData(x, y, sample_weight),
+        callbacks=list(callbacks or []),
+        verbose=1 if verbose == "auto" else int(verbose),
+        seed=seed,
+        class_weight=class_weight,
+        eval_batch_size=eval_batch_size,
+        drop_remainder=drop_remainder,
+        momentum_correction=momentum_correction,
+        checkpoint_dir=checkpoint_dir,
+    )
+    run.set_validation(validation_data, validation_split)
+    return run.run()
+
+
+def _as_schedule(schedule: ScheduleLike, epochs: int | None) -> Schedule | FunctionSchedule:
+    if isinstance(schedule, (Schedule, FunctionSchedule)):
+        if epochs is not None and epochs != schedule.epochs:
+            raise ValueError(f"epochs={epochs} contradicts the schedule's {schedule.epochs}")
+        return schedule
+    if hasattr(schedule, "at") and hasattr(schedule, "epochs"):
+        return schedule  # an adaptive schedule: same interface
+    if callable(schedule):
+        if epochs is None:
+            raise ValueError("a function schedule needs epochs=...")
+        return FunctionSchedule(schedule, epochs)
+    raise TypeError(f"schedule must be a Schedule or a function, got {type(schedule).__name__}")
+
+
+@dataclass
+class _ArrayData:
+    """Training arrays, served in a fresh order every epoch."""
+
+    x: Any
+    y: Any
+    sample_weight: np.ndarray | None = None
+    num_examples: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.x is None:
+            raise ValueError("fit needs training inputs x")
+        arrays = keras.tree.flatten((self.x, self.y, self.sample_weight))
+        sizes = {len(a) for a in arrays if a is not None}
+        if len(sizes) != 1:
+            raise ValueError(f"x, y and sample_weight differ in length: {sorted(sizes)}")
+        self.num_examples = sizes.pop()
+
+    def split(self, fraction: float) -> tuple[Any, ...]:
+        """Hold out the last ``fraction`` of the examples (Keras's validation_split)."""
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"validation_split must be in (0, 1), got {fraction}")
+        cut = self.num_examples - int(self.num_examples * fraction)
+        held_out = _map_arrays(lambda a: a[cut:], (self.x, self.y))
+        self.x, self.y, self.sample_weight = _map_arrays(
+            lambda a: a[:cut], (self.x, self.y, self.sample_weight)
+        )
+        self.num_examples = cut
+        return held_out
+
+    def epoch(self, seed: int, epoch: int, batch_size: int, drop_remainder: bool) -> tuple:
+        """The arrays in epoch ``epoch``'s order (a pure function of seed and epoch)."""
+        order = np.random.default_rng([seed, epoch]).permutation(self.num_examples)
+        if drop_remainder:
+            order = order[: (self.num_examples // batch_size) * batch_size]
+        return _map_arrays(
+            lambda a: np.take(a, order, axis=0), (self.x, self.y, self.sample_weight)
+        )
+
+
+class _Bridge(keras.callbacks.Callback):
+    """Passes one inner ``fit`` call's events to the run-wide callbacks, and times it.
+
+    Epoch begin and batch events go through at once; the epoch-end logs are kept so the
+    driver can add evaluation and schedule fields before the run-wide ``on_epoch_end``.
+    Batch-end events are forwarded only when a run-wide callback listens to them, so that
+    Keras keeps dispatching steps asynchronously otherwise.
+    """
+
+    def __init__(self, outer: keras.callbacks.CallbackList, forward_batch_end: bool):
+        super().__init__()
+        self.outer = outer
+        self.begin_times: list[float] = []
+        self.epoch_logs: dict[str, Any] | None = None
+        self.started = self.ended = 0.0
+        if forward_batch_end:
+            self.on_train_batch_end = self._forward_batch_end
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.started = time.perf_counter()
+        self.outer.on_epoch_begin(epoch, logs)
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self.begin_times.append(time.perf_counter())
+        self.outer.on_train_batch_begin(batch, logs)
+
+    def _forward_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.outer.on_train_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.ended = time.perf_counter()
+        self.epoch_logs = dict(logs or {})
+
+    def step_seconds(self) -> list[float]:
+        """Wall time of every step (a step's begin to the next one's, the last to the end)."""
+        marks = [*self.begin_times, self.ended]
+        return [b - a for a, b in itertools.pairwise(marks)]
+
+
+class _ScheduleRun:
+    """The state of one scheduled training run; `fit` builds one and calls `run`."""
+
+    def __init__(
+        self,
+        model: keras.Model,
+        schedule: Any,
+        data: _ArrayData,
+        callbacks: list[keras.callbacks.Callback],
+        verbose: int,
+        seed: int | None,
+        class_weight: Mapping[int, float] | None,
+        eval_batch_size: int,
+        drop_remainder: bool,
+        momentum_correction: bool,
+        checkpoint_dir: str | Path | None,
+    ):
+        if model.optimizer is None:
+            raise ValueError("compile the model before calling fit")
+        self.model = model
+        self.schedule = schedule
+        self.data = data
+        self.verbose = verbose
+        self.class_weight = class_weight
+        self.eval_batch_size = eval_batch_size
+        self.drop_remainder = drop_remainder
+        self.momentum_correction = momentum_correction
+        self.validation: tuple[Any, ...] | None = None
+        self.callbacks, backup = _take_backup_and_restore(callbacks)
+        self.checkpoint_dir = (
+            Path(checkpoint_dir or backup.backup_dir) if (checkpoint_dir or backup) else None
+        )
+        self.delete_checkpoint_at_end = bool(backup and backup.delete_checkpoint)
+        self.history = keras.callbacks.History()
+        self.state: dict[str, Any] = {
+            "next_epoch": 0,
+            "rows": [],
+            "seed": int(np.random.SeedSequence().entropy % 2**31) if seed is None else seed,
+            "lr_multiplier": 1.0,
+            "last_lr": None,
+        }
+        self.traced_shapes: set[int] = set()
+
+    def set_validation(self, validation_data: tuple | None, validation_split: float) -> None:
+        """Use ``validation_data``, or hold out ``validation_split`` of the training data."""
+        if validation_data is not None:
+            self.validation = tuple(validation_data)
+        elif validation_split:
+            self.validation = self.data.split(validation_split)
+
+    def run(self) -> keras.callbacks.History:
+        """Resume if a checkpoint exists, then train the remaining epochs."""
+        self._check_batch_sizes()
+        if self.checkpoint_dir and checkpoint.checkpoint_path(self.checkpoint_dir).is_file():
+            self.state = checkpoint.load(self.checkpoint_dir, self.model)
+        outer = keras.callbacks.CallbackList(
+            [*self.callbacks, self.history],
+            add_progbar=self.verbose != 0,
+            model=self.model,
+            verbose=self.verbose,
+            epochs=self.schedule.epochs,
+            steps=None,
+        )
+        forward_batch_end = any(
+            not getattr(c.on_train_batch_end, "_is_default", False) for c in outer.callbacks
+        )
+        outer.on_train_begin()
+        for epoch, row in enumerate(self.state["rows"]):
+            self.history.on_epoch_end(epoch, row)
+        self.history.status = "finished"
+        logs: dict[str, Any] = {}
+        with _stop_on_signals(self.model) as received:
+            try:
+                for epoch in range(self.state["next_epoch"], self.schedule.epochs):
+                    logs = self._run_epoch(epoch, outer, forward_batch_end, received)
+                    if self.history.status != "finished" or self.model.stop_training:
+                        break
+            except TrainingInterrupted as interrupted:
+                self.history.status = "interrupted"
+                interrupted.history = self.history
+                raise
+        outer.on_train_end(logs)
+        if self.history.status == "finished" and self.model.stop_training:
+            self.history.status = "stopped"
+        if self.delete_checkpoint_at_end and self.history.status != "diverged":
+            checkpoint.checkpoint_path(self.checkpoint_dir).unlink(missing_ok=True)
+        return self.history
+
+    def _check_batch_sizes(self) -> None:
+        for epoch in range(self.schedule.epochs):
+            setting = self.schedule.at(epoch, ())
+            if setting.batch_size > self.data.num_examples:
+                raise ValueError(
+                    f"epoch {epoch + 1} asks for batch size {setting.batch_size}, but the "
+                    f"training set has only {self.data.num_examples} examples; cap the "
+                    "schedule's batch size (max_batch_size / --max)"
+                )
+            if getattr(self.schedule, "adaptive", False):
+                break  # later epochs depend on measurements
+
+    def _run_epoch(
+        self,
+        epoch: int,
+        outer: keras.callbacks.CallbackList,
+        forward_batch_end: bool,
+        received: list[int],
+    ) -> dict[str, Any]:
+        setting = self.schedule.at(epoch, self.state["rows"])
+        lr = self._apply_learning_rate(setting.lr)
+        x, y, sample_weight = self.data.epoch(
+            self.state["seed"], epoch, setting.batch_size, self.drop_remainder
+        )
+        examples = len(keras.tree.flatten(x)[0])
+        steps = math.ceil(examples / setting.batch_size)
+        outer.set_params({"verbose": self.verbose, "epochs": self.schedule.epochs, "steps": steps})
+        bridge = _Bridge(outer, forward_batch_end)
+        updates_before = self._updates()
+        self.model.fit(
+            x,
+            y,
+            sample_weight=sample_weight,
+            class_weight=self.class_weight,
+            batch_size=setting.batch_size,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            shuffle=False,
+            verbose=0,
+            callbacks=[bridge],
+        )
+        if received:
+            raise TrainingInterrupted(received[0], epoch)
+        logs = {
+            **bridge.epoch_logs,
+            **self._evaluate(),
+            **self._schedule_fields(setting, lr, examples),
+            **self._timing_fields(bridge, setting.batch_size, examples),
+            "epoch_updates": self._updates() - updates_before,
+        }
+        logs["updates"] = self._cumulative_updates() + logs["epoch_updates"]
+        diverged = not math.isfinite(float(logs.get("loss", 0.0)))
+        outer.on_epoch_end(epoch, logs)
+        self.state["rows"].append(_jsonable(logs))
+        if diverged:
+            self.history.status = "diverged"
+            print(
+                f"Training diverged: the loss became {logs['loss']} in epoch {epoch + 1} "
+                f"(batch size {setting.batch_size}, learning rate {lr:g}). Finished epochs "
+                "and the last good checkpoint are kept; try a smaller learning rate."
+            )
+        else:
+            self.state["next_epoch"] = epoch + 1
+            self._save_checkpoint()
+        return logs
+
+    def _apply_learning_rate(self, scheduled_lr: float) -> float:
+        """Set the schedule's LR, keeping any change a callback made as a multiplier.
+
+        A callback such as ReduceLROnPlateau changes the optimizer's LR directly; the ratio
+        of the LR found to the LR last set is kept as a multiplier on the schedule's LR.
+        """
+        optimizer = self.model.optimizer
+        current = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        last = self.state["last_lr"]
+        if last is not None and not math.isclose(current, last, rel_tol=1e-6):
+            self.state["lr_multiplier"] *= current / last
+        lr = scheduled_lr * self.state["lr_multiplier"]
+        set_learning_rate(optimizer, lr, self.momentum_correction)
+        self.state["last_lr"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        return lr
+
+    def _evaluate(self) -> dict[str, float]:
+        if self.validation is None:
+            return {}
+        x, y, *weights = self.validation
+        results = self.model.evaluate(
+            x,
+            y,
+            sample_weight=weights[0] if weights else None,
+            batch_size=self.eval_batch_size,
+            verbose=0,
+            return_dict=True,
+        )
+        return {f"val_{name}": float(value) for name, value in results.items()}
+
+    def _schedule_fields(self, setting: EpochSetting, lr: float, examples: int) -> dict:
+        momentum = momentum_of(self.model.optimizer)
+        fields = {
+            "phase": setting.phase + 1,
+            "batch_size": setting.batch_size,
+            "learning_rate": lr,
+            "noise_scale": noise_scale(lr, examples, setting.batch_size, momentum),
+        }
+        if setting.reason:
+            fields["schedule_reason"] = setting.reason
+        return fields
+
+    def _timing_fields(self, bridge: _Bridge, batch_size: int, examples: int) -> dict:
+        """Epoch training seconds with the estimated compile time kept apart.
+
+        A step that runs a batch shape for the first time includes tracing and compiling;
+        its excess over the epoch's median step is counted as compile time.
+        """
+        durations = bridge.step_seconds()
+        sizes = [batch_size] * (examples // batch_size)
+        if examples % batch_size:
+            sizes.append(examples % batch_size)
+        compile_seconds = 0.0
+        if len(durations) == len(sizes) and len(durations) > 1:
+            typical = float(np.median(durations))
+            for index, size in enumerate(sizes):
+                if size not in self.traced_shapes:
+                    compile_seconds += max(0.0, durations[index] - typical)
+        self.traced_shapes.update(sizes)
+        total = bridge.ended - bridge.started
+        return {"epoch_seconds": total - compile_seconds, "compile_seconds": compile_seconds}
+
+    def _updates(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def _cumulative_updates(self) -> int:
+        rows = self.state["rows"]
+        return int(rows[-1]["updates"]) if rows else 0
+
+    def _save_checkpoint(self) -> None:
+        if self.checkpoint_dir is not None:
+            checkpoint.save(self.checkpoint_dir, self.model, self.state)
+
+
+def _take_backup_and_restore(
+    callbacks: list[keras.callbacks.Callback],
+) -> tuple[list[keras.callbacks.Callback], keras.callbacks.BackupAndRestore | None]:
+    """Remove a BackupAndRestore callback: the driver's checkpoint does its job."""
+    backups = [c for c in callbacks if isinstance(c, keras.callbacks.BackupAndRestore)]
+    if len(backups) > 1:
+        raise ValueError("pass at most one BackupAndRestore callback")
+    rest = [c for c in callbacks if not isinstance(c, keras.callbacks.BackupAndRestore)]
+    return rest, (backups[0] if backups else None)
+
+
+@contextmanager
+def _stop_on_signals(model: keras.Model) -> Iterator[list[int]]:
+    """While training, SIGINT/SIGTERM stop after the current step instead of killing.
+
+    Yields the list that receives the signal numbers; outside the main thread signals
+    cannot be caught, and nothing is installed.
+    """
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+        model.stop_training = True
+
+    previous = {}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, handler)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield received
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _map_arrays(fn: Callable[[Any], Any], structure: Any) -> Any:
+    """Apply ``fn`` to every array of a nested structure, leaving None alone."""
+    return keras.tree.map_structure(lambda a: None if a is None else fn(a), structure)
+
+
+def _jsonable(logs: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (int, str)) else float(v)) for k, v in logs.items()}

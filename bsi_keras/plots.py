@@ -1,0 +1,141 @@
+"""Figures from run folders (matplotlib, PNG).
+
+Example:
+
+>>> from bsi_keras.plots import load_run  # doctest: +SKIP
+>>> run = load_run("runs/compare/increase_bs")  # doctest: +SKIP
+>>> run.column("val_accuracy")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from bsi_keras.run_folder import read_log
+
+
+@dataclass
+class Run:
+    """One run folder read back: its label, config and per-epoch log.
+
+    Attributes:
+        path: the folder.
+        label: a legend label (the schedule's name unless given).
+        config: ``config.json``.
+        rows: the rows of ``log.csv`` (strings).
+    """
+
+    path: Path
+    label: str
+    config: dict[str, Any]
+    rows: list[dict[str, str]]
+
+    def column(self, name: str) -> np.ndarray:
+        """A ``log.csv`` column as floats (NaN where empty)."""
+        return np.array(
+            [float(r[name]) if r.get(name) not in (None, "") else np.nan for r in self.rows]
+        )
+
+    @property
+    def milestones(self) -> list[int]:
+        """Epochs (1-based) whose batch size or LR differs from the epoch before."""
+        batch, lr = self.column("batch_size"), self.column("learning_rate")
+        return [
+            i for i in range(1, len(self.rows)) if batch[i] != batch[i - 1] or lr[i] != lr[i - 1]
+        ]
+
+
+def load_run(path: str | os.PathLike, label: str | None = None) -> Run:
+    """Read a run folder (``config.json`` and ``log.csv``)."""
+    path = Path(path)
+    config = json.loads((path / "config.json").read_text())
+    schedule = config.get("schedule")
+    name = schedule.get("name") if isinstance(schedule, dict) else None
+    return Run(path, label or name or path.name, config, read_log(path / "log.csv"))
+
+
+def plot_accuracy(runs: Sequence[Run], ax: plt.Axes, against: str = "epoch") -> None:
+    """Test accuracy against ``epoch`` or ``updates``; milestones as dotted lines."""
+    for run in runs:
+        ax.plot(run.column(against), 100 * run.column("val_accuracy"), marker="o", label=run.label)
+    if against == "epoch" and runs:
+        for milestone in runs[0].milestones:
+            ax.axvline(milestone + 0.5, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("epoch" if against == "epoch" else "parameter updates")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
+def plot_epoch_seconds(runs: Sequence[Run], ax: plt.Axes) -> None:
+    """Training seconds of every epoch (compile time excluded), one line per run."""
+    for run in runs:
+        ax.plot(run.column("epoch"), run.column("epoch_seconds"), marker="o", label=run.label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("seconds per epoch (training only)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
+def plot_total_seconds(runs: Sequence[Run], ax: plt.Axes) -> None:
+    """Total training seconds per run as bars, compile time stacked on top."""
+    labels = [run.label for run in runs]
+    train = [np.nansum(run.column("epoch_seconds")) for run in runs]
+    compile_ = [np.nansum(run.column("compile_seconds")) for run in runs]
+    ax.bar(labels, train, label="training")
+    ax.bar(labels, compile_, bottom=train, label="compile", alpha=0.5)
+    for x, (t, c) in enumerate(zip(train, compile_)):
+        ax.text(x, t + c, f"{t:.1f} s", ha="center", va="bottom")
+    ax.set_ylabel("total seconds")
+    ax.legend()
+
+
+def comparison_figure(
+    folders: Sequence[str | os.PathLike], path: str | os.PathLike, title: str | None = None
+) -> Path:
+    """The four-panel comparison of several runs, saved as a PNG.
+
+    Panels: test accuracy against epoch and against parameter updates, seconds per epoch,
+    and total seconds.
+
+    Args:
+        folders: run folders.
+        path: where to write the PNG.
+        title: the figure title (default: dataset, model and optimizer of the first run).
+
+    Returns:
+        The PNG's path.
+    """
+    runs = [load_run(f) for f in folders]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    plot_accuracy(runs, axes[0, 0], "epoch")
+    plot_accuracy(runs, axes[0, 1], "updates")
+    plot_epoch_seconds(runs, axes[1, 0])
+    plot_total_seconds(runs, axes[1, 1])
+    fig.suptitle(title or _default_title(runs[0]))
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _default_title(run: Run) -> str:
+    dataset = run.config.get("dataset", {}).get("name", "?")
+    args = run.config.get("args", {})
+    model = args.get("model", run.config.get("model", {}).get("name", "?"))
+    optimizer = args.get("optimizer", run.config.get("optimizer", {}).get("class_name", "?"))
+    return f"{dataset}, {model}, {optimizer}"

@@ -1,0 +1,291 @@
+"""The run folder: one folder per run, written as it goes, never silently overwritten.
+
+Layout:
+
+- ``config.json``: every setting, library versions, backend, device, seed, data used, and
+  the record of every resumption;
+- ``log.csv``: one row per finished epoch (rewritten atomically after each epoch);
+- ``summary.json``: how the run ended, final and best test accuracy, updates, seconds;
+- ``checkpoint.npz``: the resumable checkpoint (see `bsi_keras.checkpoint`);
+- ``weights/epoch_NNN.weights.h5``: per-epoch weights where asked (``save_every_epoch``);
+- ``tensorboard/``: TensorBoard logs where asked.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+import os
+import platform
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+LEADING_COLUMNS = (
+    "epoch",
+    "phase",
+    "batch_size",
+    "learning_rate",
+    "updates",
+    "epoch_updates",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "epoch_seconds",
+    "compile_seconds",
+    "noise_scale",
+)
+TIMING_COLUMNS = ("epoch_seconds", "compile_seconds")
+
+
+class RunFolderError(RuntimeError):
+    """The run folder cannot be used as asked (exists, unwritable, full, or corrupt)."""
+
+
+class RunFolder:
+    """A run's folder on disk.
+
+    Args:
+        path: the folder.
+
+    Example:
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     folder = RunFolder.create(Path(d) / "run", {"lr": 0.1})
+    ...     sorted(p.name for p in folder.path.iterdir())
+    ['config.json']
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "log.csv"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    @classmethod
+    def create(
+        cls, path: str | os.PathLike, config: Mapping[str, Any], min_free_bytes: int = 0
+    ) -> RunFolder:
+        """Create a new run folder and write ``config.json``.
+
+        Raises:
+            RunFolderError: the folder exists and is not empty (it is never overwritten),
+                cannot be written, or its disk has less than ``min_free_bytes`` free.
+        """
+        folder = cls(path)
+        if folder.path.exists() and any(folder.path.iterdir()):
+            raise RunFolderError(
+                f"run folder {folder.path} already exists and is not empty; choose another "
+                "--filename, or continue it with --resume"
+            )
+        try:
+            folder.path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunFolderError(f"cannot create run folder {folder.path}: {error}") from error
+        folder.check_writable(min_free_bytes)
+        folder.write_config({**config, "created": _now(), "environment": environment()})
+        return folder
+
+    @classmethod
+    def open_existing(cls, path: str | os.PathLike) -> RunFolder:
+        """Open a run folder to resume it.
+
+        Raises:
+            RunFolderError: there is no readable ``config.json``.
+        """
+        folder = cls(path)
+        folder.read_config()
+        return folder
+
+    def check_writable(self, min_free_bytes: int = 0) -> None:
+        """Fail now, not after hours of training, if the folder cannot take the run."""
+        probe = self.path / ".write_test"
+        try:
+            probe.write_bytes(b"0" * 1024)
+            probe.unlink()
+        except OSError as error:
+            raise RunFolderError(f"run folder {self.path} is not writable: {error}") from error
+        free = shutil.disk_usage(self.path).free
+        if free < min_free_bytes:
+            raise RunFolderError(
+                f"only {free / 2**20:.0f} MiB free under {self.path}, the run needs about "
+                f"{min_free_bytes / 2**20:.0f} MiB for its checkpoints and logs"
+            )
+
+    def read_config(self) -> dict[str, Any]:
+        """The run's ``config.json``."""
+        try:
+            return json.loads(self.config_path.read_text())
+        except FileNotFoundError:
+            raise RunFolderError(f"{self.path} is not a run folder (no config.json)") from None
+        except json.JSONDecodeError as error:
+            raise RunFolderError(f"{self.config_path} is corrupt: {error}") from error
+
+    def write_config(self, config: Mapping[str, Any]) -> None:
+        _write_atomic(self.config_path, json.dumps(config, indent=2, default=str) + "\n")
+
+    def record_resumption(self, from_epoch: int) -> None:
+        """Append when and from which epoch the run was resumed to ``config.json``."""
+        config = self.read_config()
+        config.setdefault("resumptions", []).append(
+            {"at": _now(), "from_epoch": from_epoch, "environment": environment()}
+        )
+        self.write_config(config)
+
+    def log_callback(self) -> RunLog:
+        """The callback that keeps ``log.csv`` up to date."""
+        return RunLog(self.log_path)
+
+    def read_log(self) -> list[dict[str, str]]:
+        """The rows of ``log.csv`` (strings), or [] if there is none yet."""
+        return read_log(self.log_path)
+
+    def write_summary(self, history: keras.callbacks.History, **extra: Any) -> dict[str, Any]:
+        """Write ``summary.json`` from the run's history; return it."""
+        summary = {**summarize(history), **extra, "written": _now()}
+        _write_atomic(self.summary_path, json.dumps(summary, indent=2, default=str) + "\n")
+        return summary
+
+
+class RunLog(keras.callbacks.Callback):
+    """Keeps ``log.csv``: one row per finished epoch, rewritten atomically every epoch.
+
+    Rows already in the file are kept, except those of epochs that run again (after a
+    resume from an earlier checkpoint), so the log never holds an epoch twice. The epoch
+    column counts from 1.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__()
+        self.path = Path(path)
+        self.rows: list[dict[str, Any]] = []
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.rows = read_log(self.path)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.rows = [r for r in self.rows if int(r["epoch"]) <= epoch]
+        self.rows.append({"epoch": epoch + 1, **(logs or {})})
+        _write_atomic(self.path, format_log(self.rows))
+
+
+def format_log(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows as CSV text: the known columns first, then any others alphabetically."""
+    keys = {k for row in rows for k in row}
+    columns = [c for c in LEADING_COLUMNS if c in keys] + sorted(keys - set(LEADING_COLUMNS))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _format_value(row.get(k, "")) for k in columns})
+    return buffer.getvalue()
+
+
+def read_log(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Read a ``log.csv``; [] if it does not exist.
+
+    Raises:
+        RunFolderError: the file is not a log this package wrote (e.g. truncated).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if rows and ("epoch" not in rows[0] or any(None in r.values() for r in rows)):
+        raise RunFolderError(f"{path} is corrupt: rows do not match its header")
+    return rows
+
+
+def summarize(history: keras.callbacks.History) -> dict[str, Any]:
+    """Final and best test accuracy, updates and seconds of a run's history."""
+    h = history.history
+    accuracy = h.get("val_accuracy", [])
+    finite = [a for a in accuracy if math.isfinite(a)]
+    return {
+        "status": getattr(history, "status", "finished"),
+        "epochs_finished": len(history.epoch),
+        "final_val_accuracy": accuracy[-1] if accuracy else None,
+        "best_val_accuracy": max(finite) if finite else None,
+        "best_epoch": (accuracy.index(max(finite)) + 1) if finite else None,
+        "final_val_loss": h.get("val_loss", [None])[-1],
+        "final_loss": h.get("loss", [None])[-1],
+        "total_updates": int(h["updates"][-1]) if h.get("updates") else 0,
+        "train_seconds": float(np.sum(h.get("epoch_seconds", []))),
+        "compile_seconds": float(np.sum(h.get("compile_seconds", []))),
+    }
+
+
+def environment() -> dict[str, Any]:
+    """Library versions, backend and devices, for the record."""
+    import scipy
+
+    info = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "cpu_count": os.cpu_count(),
+        "devices": _devices(),
+    }
+    backend_module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+    name = backend_module.get(keras.backend.backend())
+    if name:
+        info[name] = __import__(name).__version__
+    return info
+
+
+def _devices() -> list[str]:
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_logical_devices()]
+    if backend == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices()]
+    if backend == "torch":
+        import torch
+
+        return ["cuda"] if torch.cuda.is_available() else ["cpu"]
+    return []
+
+
+def _format_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.6g}" if not value.is_integer() or abs(value) >= 1e15 else int(value)
+    return value
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,489 @@
+"""Batch-size and learning-rate schedules as pure data.
+
+A schedule answers one question for the driver: *which batch size and learning rate does
+epoch ``e`` use?* (`Schedule.at`). A fixed schedule is a list of `Phase` objects; the
+builders below (`constant`, `decay_lr`, `increase_bs`, `hybrid`, `from_phases`) produce
+the schedules of Smith et al. 2017 ("Don't Decay the Learning Rate, Increase the Batch
+Size") and of the reference reproductions. Nothing here imports Keras, so every schedule
+can be inspected and tested without training anything.
+
+Example:
+
+>>> s = increase_bs(epochs=6, batch_size=100, lr=0.1, milestones=[2, 4], factor=5)
+>>> [(p.epochs, p.batch_size, p.lr) for p in s.phases]
+[(2, 100, 0.1), (2, 500, 0.1), (2, 2500, 0.1)]
+>>> s.total_updates(60_000)
+1488
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+CAP_POLICIES = ("clamp", "decay_lr")
+
+
+class ScheduleError(ValueError):
+    """A schedule parameter is invalid.
+
+    Attributes:
+        param: the name of the offending parameter (e.g. ``"milestones"``), so that a
+            command line can name the matching flag.
+    """
+
+    def __init__(self, param: str, message: str):
+        super().__init__(f"{param}: {message}")
+        self.param = param
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A run of epochs with one batch size and one learning rate.
+
+    Args:
+        epochs: number of epochs in the phase (>= 1).
+        batch_size: examples per parameter update (>= 1).
+        lr: learning rate (> 0).
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+
+    def __post_init__(self) -> None:
+        _check_positive_int("epochs", self.epochs)
+        _check_positive_int("batch_size", self.batch_size)
+        _check_positive_float("lr", self.lr)
+
+
+@dataclass(frozen=True)
+class EpochSetting:
+    """What one epoch uses: the schedule's answer to `Schedule.at`.
+
+    Attributes:
+        epoch: 0-based epoch index.
+        phase: 0-based index of the phase the epoch belongs to.
+        batch_size: examples per update in this epoch.
+        lr: learning rate in this epoch.
+        reason: why the setting changed, for schedules that decide from measurements.
+    """
+
+    epoch: int
+    phase: int
+    batch_size: int
+    lr: float
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A fixed schedule: consecutive phases, each with its batch size and learning rate.
+
+    Args:
+        phases: the phases in order.
+        name: a short label used in run folders and plots.
+        params: the builder arguments, recorded so a run's config says how it was made.
+
+    Example:
+
+    >>> s = Schedule((Phase(2, 100, 0.1), Phase(1, 500, 0.1)), name="custom")
+    >>> s.epochs, s.milestones
+    (3, (2,))
+    >>> s.at(2).batch_size
+    500
+    """
+
+    phases: tuple[Phase, ...]
+    name: str = "custom"
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.phases:
+            raise ScheduleError("phases", "a schedule needs at least one phase")
+        object.__setattr__(self, "phases", tuple(self.phases))
+
+    @property
+    def epochs(self) -> int:
+        """Total number of epochs."""
+        return sum(p.epochs for p in self.phases)
+
+    @property
+    def milestones(self) -> tuple[int, ...]:
+        """Epochs (0-based) at which a new phase starts, excluding epoch 0."""
+        starts, total = [], 0
+        for phase in self.phases[:-1]:
+            total += phase.epochs
+            starts.append(total)
+        return tuple(starts)
+
+    def at(self, epoch: int, history: Sequence[Mapping[str, float]] = ()) -> EpochSetting:
+        """Return the setting of 0-based ``epoch``; a fixed schedule ignores ``history``.
+
+        Args:
+            epoch: 0-based epoch index, ``0 <= epoch < self.epochs``.
+            history: per-epoch logs measured so far (used by adaptive schedules only).
+
+        Returns:
+            The `EpochSetting` for that epoch.
+        """
+        if not 0 <= epoch < self.epochs:
+            raise IndexError(f"epoch {epoch} is outside the schedule's {self.epochs} epochs")
+        end = 0
+        for index, phase in enumerate(self.phases):
+            end += phase.epochs
+            if epoch < end:
+                return EpochSetting(epoch, index, phase.batch_size, phase.lr)
+        raise AssertionError("unreachable")
+
+    def settings(self) -> list[EpochSetting]:
+        """Every epoch's setting, in order."""
+        return [self.at(e) for e in range(self.epochs)]
+
+    def total_updates(self, num_examples: int, drop_remainder: bool = False) -> int:
+        """Parameter updates the whole schedule takes on ``num_examples`` training examples.
+
+        Args:
+            num_examples: training set size N.
+            drop_remainder: whether the last partial batch of an epoch is dropped
+                (floor) or kept as a smaller batch (ceil, the default, as the references).
+        """
+        return sum(
+            updates_per_epoch(num_examples, s.batch_size, drop_remainder) for s in self.settings()
+        )
+
+    def table(self, num_examples: int, momentum: float = 0.0) -> list[dict[str, float]]:
+        """One row per phase for a dry run.
+
+        Returns:
+            Dicts with ``phase, epochs, first_epoch, batch_size, lr, updates_per_epoch,
+            cumulative_updates, noise_scale`` where the noise scale is Smith et al.'s
+            ``lr * N / (B * (1 - momentum))``.
+        """
+        rows, cumulative, first = [], 0, 0
+        for index, phase in enumerate(self.phases):
+            per_epoch = updates_per_epoch(num_examples, phase.batch_size)
+            cumulative += per_epoch * phase.epochs
+            rows.append(
+                {
+                    "phase": index,
+                    "epochs": phase.epochs,
+                    "first_epoch": first + 1,
+                    "batch_size": phase.batch_size,
+                    "lr": phase.lr,
+                    "updates_per_epoch": per_epoch,
+                    "cumulative_updates": cumulative,
+                    "noise_scale": noise_scale(phase.lr, num_examples, phase.batch_size, momentum),
+                }
+            )
+            first += phase.epochs
+        return rows
+
+    def to_config(self) -> dict[str, Any]:
+        """A JSON-serializable description, inverse of `Schedule.from_config`."""
+        return {
+            "name": self.name,
+            "params": dict(self.params),
+            "phases": [asdict(p) for p in self.phases],
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Schedule:
+        """Rebuild a schedule written by `Schedule.to_config`."""
+        return cls(
+            tuple(Phase(**p) for p in config["phases"]),
+            name=config.get("name", "custom"),
+            params=config.get("params", {}),
+        )
+
+
+@dataclass(frozen=True)
+class FunctionSchedule:
+    """A schedule given as a function ``epoch -> (batch_size, lr)``.
+
+    In the style of `keras.callbacks.LearningRateScheduler`: the function receives the
+    0-based epoch and returns that epoch's batch size and learning rate. Consecutive epochs
+    with the same pair form one phase.
+
+    Args:
+        fn: the function.
+        epochs: total number of epochs.
+        name: a label for logs and plots.
+
+    Example:
+
+    >>> s = FunctionSchedule(lambda e: (128 * 2 ** (e // 2), 0.1), epochs=4)
+    >>> [s.at(e).batch_size for e in range(4)], s.at(3).phase
+    ([128, 128, 256, 256], 1)
+    """
+
+    fn: Callable[[int], tuple[int, float]]
+    epochs: int
+    name: str = "function"
+
+    def __post_init__(self) -> None:
+        _check_positive_int("epochs", self.epochs)
+
+    def at(self, epoch: int, history: Sequence[Mapping[str, float]] = ()) -> EpochSetting:
+        """Return the setting of 0-based ``epoch`` (see `Schedule.at`)."""
+        return self.to_schedule().at(epoch)
+
+    def to_schedule(self) -> Schedule:
+        """Evaluate the function at every epoch and merge equal neighbours into phases."""
+        phases: list[Phase] = []
+        for epoch in range(self.epochs):
+            batch_size, lr = self.fn(epoch)
+            phase = Phase(1, int(batch_size), float(lr))
+            if phases and (phases[-1].batch_size, phases[-1].lr) == (phase.batch_size, phase.lr):
+                phases[-1] = Phase(phases[-1].epochs + 1, phase.batch_size, phase.lr)
+            else:
+                phases.append(phase)
+        return Schedule(tuple(phases), name=self.name)
+
+
+def updates_per_epoch(num_examples: int, batch_size: int, drop_remainder: bool = False) -> int:
+    """Parameter updates in one epoch of ``num_examples`` at ``batch_size``.
+
+    >>> updates_per_epoch(50_000, 128), updates_per_epoch(50_000, 128, drop_remainder=True)
+    (391, 390)
+    """
+    if drop_remainder:
+        return num_examples // batch_size
+    return math.ceil(num_examples / batch_size)
+
+
+def noise_scale(lr: float, num_examples: int, batch_size: int, momentum: float = 0.0) -> float:
+    """Smith et al.'s SGD noise scale ``g = lr * N / (B * (1 - momentum))``.
+
+    >>> noise_scale(0.1, 50_000, 128)
+    39.0625
+    """
+    return lr * num_examples / (batch_size * (1.0 - momentum))
+
+
+def constant(epochs: int, batch_size: int, lr: float) -> Schedule:
+    """Neither the batch size nor the LR changes (the reference's ``--steady``).
+
+    >>> constant(3, 128, 0.1).phases
+    (Phase(epochs=3, batch_size=128, lr=0.1),)
+    """
+    return Schedule(
+        (Phase(epochs, batch_size, lr),),
+        name="constant",
+        params={"epochs": epochs, "batch_size": batch_size, "lr": lr},
+    )
+
+
+def decay_lr(
+    epochs: int, batch_size: int, lr: float, milestones: Sequence[int], factor: float = 5
+) -> Schedule:
+    """Divide the LR by ``factor`` at each milestone; the batch size stays.
+
+    Args:
+        epochs: total epochs.
+        batch_size: the batch size throughout.
+        lr: the initial learning rate.
+        milestones: 0-based epochs at which the LR is divided (strictly increasing,
+            each in ``1 .. epochs - 1``). The reference's 60/120/160 of 200 epochs.
+        factor: the divisor (> 1).
+
+    >>> [p.lr for p in decay_lr(6, 100, 0.15, [2, 4], 5).phases]
+    [0.15, 0.03, 0.006]
+    """
+    steps = [(1.0, factor)] * len(milestones)
+    return stepped(epochs, batch_size, lr, milestones, steps, name="decay_lr", factor=factor)
+
+
+def increase_bs(
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    milestones: Sequence[int],
+    factor: float = 5,
+    max_batch_size: int | None = None,
+    cap: str = "clamp",
+) -> Schedule:
+    """Multiply the batch size by ``factor`` at each milestone; the LR stays.
+
+    Args:
+        epochs, batch_size, lr, milestones, factor: as in `decay_lr`.
+        max_batch_size: the largest batch size (None: no cap; the command line uses the
+            training set size).
+        cap: what happens when the cap stops the growth: ``"clamp"`` leaves the LR alone,
+            as the reference PyTorch study does; ``"decay_lr"`` puts the rest of the factor
+            into an LR decay, so the noise scale ``lr * N / B`` keeps following `decay_lr`
+            exactly (Smith et al.'s advice for hardware limits).
+
+    >>> [p.batch_size for p in increase_bs(8, 128, 0.1, [2, 4, 6], 5, max_batch_size=5000).phases]
+    [128, 640, 3200, 5000]
+    """
+    steps = [(factor, 1.0)] * len(milestones)
+    return stepped(
+        epochs, batch_size, lr, milestones, steps, max_batch_size, cap, "increase_bs", factor
+    )
+
+
+def hybrid(
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    milestones: Sequence[int],
+    factor: float = 5,
+    grow_steps: int = 1,
+    max_batch_size: int | None = None,
+    cap: str = "clamp",
+) -> Schedule:
+    """Grow the batch at the first ``grow_steps`` milestones, then decay the LR.
+
+    Smith et al.'s hybrid schedule, which mimics a hardware limit on the batch size.
+
+    >>> s = hybrid(6, 100, 0.05, [2, 4], factor=5, grow_steps=1)
+    >>> [(p.batch_size, round(p.lr, 6)) for p in s.phases]
+    [(100, 0.05), (500, 0.05), (500, 0.01)]
+    """
+    if not isinstance(grow_steps, int) or not 0 <= grow_steps <= len(milestones):
+        raise ScheduleError(
+            "grow_steps", f"must be an integer in 0..{len(milestones)}, got {grow_steps!r}"
+        )
+    steps = [(factor, 1.0)] * grow_steps + [(1.0, factor)] * (len(milestones) - grow_steps)
+    schedule = stepped(
+        epochs, batch_size, lr, milestones, steps, max_batch_size, cap, "hybrid", factor
+    )
+    return _with_params(schedule, grow_steps=grow_steps)
+
+
+def stepped(
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    milestones: Sequence[int],
+    steps: Sequence[tuple[float, float]],
+    max_batch_size: int | None = None,
+    cap: str = "clamp",
+    name: str = "stepped",
+    factor: float | None = None,
+) -> Schedule:
+    """The mechanism behind every milestone schedule.
+
+    At milestone ``k`` the batch size is multiplied by ``steps[k][0]`` and the LR divided
+    by ``steps[k][1]``; ``max_batch_size`` and ``cap`` act as in `increase_bs`.
+
+    Args:
+        epochs, batch_size, lr, milestones: as in `decay_lr`.
+        steps: one ``(batch_multiplier, lr_divisor)`` pair per milestone.
+        max_batch_size, cap: as in `increase_bs`.
+        name: the schedule's label.
+        factor: recorded in the schedule's params, for the run config.
+
+    >>> [p.lr for p in stepped(4, 64, 0.4, [2], [(1.0, 4.0)]).phases]
+    [0.4, 0.1]
+    """
+    _check_positive_int("epochs", epochs)
+    _check_positive_int("batch_size", batch_size)
+    _check_positive_float("lr", lr)
+    milestones = _check_milestones(milestones, epochs)
+    if len(steps) != len(milestones):
+        raise ScheduleError("milestones", f"{len(milestones)} milestones but {len(steps)} steps")
+    for multiplier, divisor in steps:
+        _check_positive_float("factor", multiplier)
+        _check_positive_float("factor", divisor)
+    if cap not in CAP_POLICIES:
+        raise ScheduleError("cap", f"must be one of {', '.join(CAP_POLICIES)}, got {cap!r}")
+    if max_batch_size is not None:
+        _check_positive_int("max_batch_size", max_batch_size)
+        if max_batch_size < batch_size:
+            raise ScheduleError(
+                "max_batch_size",
+                f"{max_batch_size} is smaller than the initial batch size {batch_size}",
+            )
+    wanted_batch, wanted_lr = float(batch_size), float(lr)
+    phases = []
+    bounds = [0, *milestones, epochs]
+    for k in range(len(bounds) - 1):
+        if k > 0:
+            wanted_batch *= steps[k - 1][0]
+            wanted_lr /= steps[k - 1][1]
+        actual = wanted_batch if max_batch_size is None else min(wanted_batch, max_batch_size)
+        phase_lr = wanted_lr * actual / wanted_batch if cap == "decay_lr" else wanted_lr
+        phases.append(Phase(bounds[k + 1] - bounds[k], max(1, round(actual)), phase_lr))
+    params = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "milestones": list(milestones),
+        "factor": factor,
+        "max_batch_size": max_batch_size,
+        "cap": cap,
+    }
+    return Schedule(tuple(phases), name=name, params=params)
+
+
+def from_phases(spec: str | Sequence[Phase], name: str = "phases") -> Schedule:
+    """A schedule from an explicit phase list.
+
+    Args:
+        spec: either phases, or a string ``"EPOCHSxBATCH@LR,..."`` such as
+            ``"2x100@0.1,2x500@0.1,2x2500@0.1"``.
+        name: the schedule's label.
+
+    >>> [p.batch_size for p in from_phases("2x100@0.1,2x500@0.1").phases]
+    [100, 500]
+    """
+    if isinstance(spec, str):
+        phases = tuple(_parse_phase(item) for item in spec.split(",") if item.strip())
+    else:
+        phases = tuple(spec)
+    return Schedule(phases, name=name, params={"phases": _format_phases(phases)})
+
+
+def _parse_phase(item: str) -> Phase:
+    text = item.strip()
+    try:
+        epochs_batch, lr = text.split("@")
+        epochs, batch_size = epochs_batch.lower().split("x")
+        return Phase(int(epochs), int(batch_size), float(lr))
+    except ScheduleError:
+        raise
+    except ValueError:
+        raise ScheduleError(
+            "phases", f"{text!r} is not of the form EPOCHSxBATCH@LR (e.g. 2x100@0.1)"
+        ) from None
+
+
+def _format_phases(phases: Sequence[Phase]) -> str:
+    return ",".join(f"{p.epochs}x{p.batch_size}@{p.lr:g}" for p in phases)
+
+
+def _with_params(schedule: Schedule, **extra: Any) -> Schedule:
+    return Schedule(schedule.phases, schedule.name, {**schedule.params, **extra})
+
+
+def _check_milestones(milestones: Sequence[int], epochs: int) -> tuple[int, ...]:
+    values = tuple(milestones)
+    for m in values:
+        if isinstance(m, bool) or not isinstance(m, int):
+            raise ScheduleError("milestones", f"must be integers, got {m!r}")
+    if any(b <= a for a, b in itertools.pairwise(values)):
+        raise ScheduleError("milestones", f"must be strictly increasing, got {list(values)}")
+    if values and (values[0] < 1 or values[-1] >= epochs):
+        raise ScheduleError(
+            "milestones",
+            f"must lie between 1 and {epochs - 1} (the last epoch) for {epochs} epochs, "
+            f"got {list(values)}",
+        )
+    return values
+
+
+def _check_positive_int(param: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ScheduleError(param, f"must be a positive integer, got {value!r}")
+
+
+def _check_positive_float(param: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScheduleError(param, f"must be a positive number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ScheduleError(param, f"must be a positive finite number, got {value!r}")
