@@ -34,6 +34,7 @@ def train(
     metrics: Sequence[str] = ("accuracy",),
     callbacks: Sequence[keras.callbacks.Callback] = (),
     tensorboard: bool = False,
+    save_every_epoch: bool = False,
     verbose: int | str = "auto",
     **fit_options: Any,
 ) -> tuple[keras.callbacks.History, dict[str, Any]]:
@@ -53,6 +54,8 @@ def train(
         loss, metrics: passed to ``model.compile``.
         callbacks: more Keras callbacks.
         tensorboard: also write TensorBoard logs (batch size and LR appear as scalars).
+        save_every_epoch: keep the weights of every epoch (``weights/epoch_NNN.weights.h5``,
+            epoch 0 being the initial weights) for landscape and interpolation analysis.
         verbose: as in `bsi_keras.driver.fit`.
         **fit_options: passed to `bsi_keras.driver.fit`.
 
@@ -76,6 +79,16 @@ def train(
     run_callbacks = [folder.log_callback(), *callbacks]
     if tensorboard:
         run_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(folder.path / "tensorboard")))
+    if save_every_epoch:
+        folder.weights_path(0).parent.mkdir(exist_ok=True)
+        if not resume:
+            model.save_weights(folder.weights_path(0))
+        run_callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                str(folder.path / "weights" / "epoch_{epoch:03d}.weights.h5"),
+                save_weights_only=True,
+            )
+        )
     try:
         history = fit(
             model,

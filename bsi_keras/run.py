@@ -25,7 +25,13 @@ from bsi_keras.schedules import ScheduleError
 
 SCHEDULES = ("increase_bs", "decay_lr", "hybrid", "constant")
 COMPARED = ("decay_lr", "hybrid", "increase_bs")
-KNOWN_TRAIN_SIZES = {"mnist": 60_000, "fashion_mnist": 60_000, "mnist_sample": 4_000}
+KNOWN_TRAIN_SIZES = {
+    "mnist": 60_000,
+    "fashion_mnist": 60_000,
+    "mnist_sample": 4_000,
+    "cifar10": 50_000,
+    "cifar100": 50_000,
+}
 FLAG_OF_PARAM = {
     "epochs": "--epochs",
     "batch_size": "--batch_size",
@@ -147,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--drop_remainder", action="store_true", help="drop each epoch's last partial batch"
     )
     r.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
+    r.add_argument("--saveState", "--save_state", dest="save_state", action="store_true",
+                   help="keep the weights of every epoch (weights/epoch_NNN.weights.h5)")
     r.add_argument(
         "--verbose",
         type=int,
@@ -219,6 +227,7 @@ def _train_one(args: argparse.Namespace, dataset: Any, schedule: Any, folder: Pa
         seed=args.seed,
         config={"args": vars(args), "command": " ".join(sys.argv)},
         tensorboard=args.tensorboard,
+        save_every_epoch=args.save_state,
         verbose=args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2),
         eval_batch_size=args.eval_batch_size,
         drop_remainder=args.drop_remainder,

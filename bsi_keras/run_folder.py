@@ -150,6 +150,10 @@ class RunFolder:
         )
         self.write_config(config)
 
+    def weights_path(self, epoch: int) -> Path:
+        """The per-epoch weights file of 1-based ``epoch`` (0: the initial weights)."""
+        return self.path / "weights" / f"epoch_{epoch:03d}.weights.h5"
+
     def log_callback(self) -> RunLog:
         """The callback that keeps ``log.csv`` up to date."""
         return RunLog(self.log_path)

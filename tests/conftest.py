@@ -1,0 +1,6 @@
+"""Test settings: quiet TensorFlow, TensorFlow backend unless KERAS_BACKEND says otherwise."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")

@@ -1,0 +1,119 @@
+"""The command line: refusals before training, dry runs, and short end-to-end runs."""
+
+import json
+
+import pytest
+
+from bsi_keras import run
+from bsi_keras.run_folder import read_log
+
+TINY = ["--dataset", "mnist_sample", "--num_train", "400", "--num_test", "100", "--verbose", "0"]
+
+
+def refuse(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as info:
+        run.main(argv)
+    assert info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "words"),
+    [
+        (["--lr", "-0.1"], "--lr", "positive"),
+        (["--lr", "nan"], "--lr", "positive"),
+        (["--batch_size", "0"], "--batch_size", "positive"),
+        (["--batch_size", "5000"], "--batch_size", "larger than the training set"),
+        (["--epochs", "6", "--milestones", "2", "6"], "--milestones", "between 1 and 5"),
+        (["--milestones", "4", "2"], "--milestones", "strictly increasing"),
+        (["--mini_batch_size", "200"], "--mini_batch_size", "larger than the batch"),
+        (["--momentum", "1.5"], "--momentum", "[0, 1)"),
+        (["--optimizer", "adam", "--momentum", "0.9"], "--momentum", "no momentum"),
+        (["--max", "10"], "--max", "smaller than the initial batch size"),
+        (["--max", "9000"], "--max", "larger than the training set"),
+        (["--factor", "0"], "--factor", "positive"),
+        (["--phases", "2x100"], "--phases", "EPOCHSxBATCH@LR"),
+        (["--weight_decay", "-1"], "--weight_decay", ">= 0"),
+        (["--schedule", "linear"], "--schedule", "invalid choice"),
+        (["--model", "resnet9000"], "--model", "invalid choice"),
+        (["--dataset", "imagenet"], "--dataset", "invalid choice"),
+        (["--optimizer", "lion"], "--optimizer", "invalid choice"),
+        (["--batch_size", "ten"], "--batch_size", "invalid int value"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_flag(argv, flag, words, capsys):
+    err = refuse(["--dataset", "mnist_sample", *argv], capsys)
+    assert f"argument {flag}" in err
+    assert words in err
+
+
+def test_dry_run_prints_the_cifar_totals(capsys):
+    argv = ["--dry-run", "--schedule", "all", "--epochs", "200", "--batch_size", "128",
+            "--lr", "0.1", "--milestones", "60", "120", "160", "--num_train", "50000",
+            "--mini_batch_size", "128"]
+    assert run.main(argv) == 0
+    out = capsys.readouterr().out
+    for total in ("78200", "34520", "29000"):
+        assert f"total updates: {total}" in out
+
+
+def test_end_to_end_log_rows(tmp_path):
+    folder = tmp_path / "run"
+    argv = [*TINY, "--epochs", "3", "--batch_size", "20", "--lr", "0.05", "--filename",
+            str(folder)]
+    assert run.main(argv) == 0
+    rows = read_log(folder / "log.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    # 20 -> 100 -> 500, clamped at the training set size (400); the LR never moves.
+    assert [int(r["batch_size"]) for r in rows] == [20, 100, 400]
+    assert [float(r["learning_rate"]) for r in rows] == [0.05] * 3
+    assert [int(r["epoch_updates"]) for r in rows] == [20, 4, 1]
+    assert [int(r["updates"]) for r in rows] == [20, 24, 25]
+    assert all(0.0 <= float(r["val_accuracy"]) <= 1.0 for r in rows)
+    assert float(rows[0]["compile_seconds"]) > 0.0
+    config = json.loads((folder / "config.json").read_text())
+    assert config["dataset"]["name"] == "mnist_sample" and config["dataset"]["train_examples"] == 400
+    assert config["environment"]["backend"] in ("tensorflow", "jax", "torch")
+    assert config["schedule"]["phases"][2]["batch_size"] == 400
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["total_updates"] == 25
+
+
+def test_existing_run_folder_is_never_overwritten(tmp_path, capsys):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "log.csv").write_text("precious\n")
+    with pytest.raises(Exception, match="already exists"):
+        run.main([*TINY, "--epochs", "1", "--filename", str(folder)])
+    assert (folder / "log.csv").read_text() == "precious\n"
+
+
+def test_divergence_stops_with_a_message_and_keeps_the_log(tmp_path, capsys):
+    folder = tmp_path / "nan"
+    argv = [*TINY, "--epochs", "3", "--batch_size", "2", "--mini_batch_size", "2", "--lr",
+            "1e6", "--filename", str(folder)]
+    assert run.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "diverged" in out
+    rows = read_log(folder / "log.csv")
+    assert len(rows) == 1 and rows[0]["loss"] in ("nan", "inf")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "diverged"
+
+
+def test_schedule_all_writes_three_runs_and_the_comparison(tmp_path):
+    folder = tmp_path / "compare"
+    argv = [*TINY, "--schedule", "all", "--epochs", "3", "--batch_size", "20",
+            "--filename", str(folder)]
+    assert run.main(argv) == 0
+    for name in ("decay_lr", "hybrid", "increase_bs"):
+        assert len(read_log(folder / name / "log.csv")) == 3
+    assert (folder / "comparison.png").stat().st_size > 10_000
+
+
+def test_flag_table_lists_every_flag():
+    table = run.flag_table()
+    for action in run.build_parser()._actions:
+        for flag in action.option_strings:
+            if flag not in ("-h", "--help"):
+                assert f"`{flag}`" in table

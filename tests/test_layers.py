@@ -1,0 +1,142 @@
+"""GhostBatchNormalization against Keras 2's BatchNormalization(virtual_batch_size=...)."""
+
+import numpy as np
+import pytest
+
+import keras
+from bsi_keras.layers import GhostBatchNormalization
+
+tf_keras = pytest.importorskip("tf_keras")
+
+MOMENTUM, EPSILON = 0.9, 1e-3
+
+
+def numpy(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def strided_order(batch: int, virtual: int) -> np.ndarray:
+    """Position in Keras 2's layout of each example of ours.
+
+    Keras 2 reshapes to [virtual, groups, ...], so its group b holds positions a*groups + b;
+    ours holds the consecutive examples g*virtual + a.
+    """
+    groups = batch // virtual
+    return np.array([a * groups + g for g in range(groups) for a in range(virtual)])
+
+
+def reference_layer(virtual: int):
+    layer = tf_keras.layers.BatchNormalization(
+        virtual_batch_size=virtual, momentum=MOMENTUM, epsilon=EPSILON
+    )
+    return layer
+
+
+@pytest.mark.parametrize("shape", [(32, 5), (32, 4, 4, 3)])
+def test_matches_tf_keras_in_training_and_inference(shape):
+    rng = np.random.default_rng(0)
+    virtual = 8
+    ours = GhostBatchNormalization(virtual, momentum=MOMENTUM, epsilon=EPSILON)
+    theirs = reference_layer(virtual)
+    order = strided_order(shape[0], virtual)
+    for step in range(3):
+        x = rng.normal(2.0, 3.0, shape).astype("float32")
+        x_theirs = np.empty_like(x)
+        x_theirs[order] = x
+        out = numpy(ours(x, training=True))
+        out_theirs = theirs(x_theirs, training=True).numpy()[order]
+        np.testing.assert_allclose(out, out_theirs, rtol=1e-4, atol=1e-4, err_msg=f"step {step}")
+    # Keras 2 keeps its statistics with the virtual-batch axes: shape (1, ..., channels).
+    np.testing.assert_allclose(
+        numpy(ours.moving_mean), theirs.moving_mean.numpy().ravel(), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        numpy(ours.moving_variance), theirs.moving_variance.numpy().ravel(), rtol=1e-5
+    )
+    x = rng.normal(2.0, 3.0, shape).astype("float32")
+    np.testing.assert_allclose(
+        numpy(ours(x, training=False)), theirs(x, training=False).numpy(), rtol=1e-4, atol=1e-4
+    )
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    axes = tuple(range(x.ndim - 1))
+    return (x - x.mean(axis=axes)) / np.sqrt(x.var(axis=axes) + EPSILON)
+
+
+def test_partial_last_virtual_batch_has_its_own_statistics():
+    x = np.random.default_rng(1).normal(0, 1, (20, 3)).astype("float32")
+    layer = GhostBatchNormalization(8, momentum=MOMENTUM, epsilon=EPSILON)
+    out = numpy(layer(x, training=True))
+    expected = np.concatenate([normalize(x[:8]), normalize(x[8:16]), normalize(x[16:])])
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+    # Moving statistics: example-weighted mean of the three groups' statistics.
+    groups = [x[:8], x[8:16], x[16:]]
+    mean = sum(len(g) * g.mean(axis=0) for g in groups) / 20
+    variance = sum(len(g) * g.var(axis=0) for g in groups) / 20
+    np.testing.assert_allclose(numpy(layer.moving_mean), (1 - MOMENTUM) * mean, rtol=1e-5)
+    np.testing.assert_allclose(
+        numpy(layer.moving_variance), MOMENTUM + (1 - MOMENTUM) * variance, rtol=1e-5
+    )
+
+
+def test_batch_smaller_than_virtual_batch_is_one_group():
+    x = np.random.default_rng(2).normal(0, 1, (5, 3)).astype("float32")
+    out = numpy(GhostBatchNormalization(8, epsilon=EPSILON)(x, training=True))
+    np.testing.assert_allclose(out, normalize(x), rtol=1e-4, atol=1e-5)
+
+
+def test_none_is_plain_batch_normalization():
+    x = np.random.default_rng(3).normal(1, 2, (16, 4, 4, 2)).astype("float32")
+    ours = GhostBatchNormalization(None, momentum=MOMENTUM, epsilon=EPSILON)
+    plain = keras.layers.BatchNormalization(momentum=MOMENTUM, epsilon=EPSILON)
+    np.testing.assert_allclose(
+        numpy(ours(x, training=True)), numpy(plain(x, training=True)), rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_allclose(numpy(ours.moving_variance), numpy(plain.moving_variance), rtol=1e-5)
+
+
+def test_batch_stats_in_inference_option():
+    x = np.random.default_rng(4).normal(3, 2, (16, 3)).astype("float32")
+    layer = GhostBatchNormalization(8, batch_stats_in_inference=True, epsilon=EPSILON)
+    out = numpy(layer(x, training=False))
+    np.testing.assert_allclose(
+        out, np.concatenate([normalize(x[:8]), normalize(x[8:])]), rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(numpy(layer.moving_mean), 0.0)  # inference updates nothing
+
+
+@pytest.mark.filterwarnings("ignore:The model does not have any trainable weights")
+def test_varying_batch_sizes_in_fit_match_numpy():
+    """Through fit (TensorFlow may retrace with an unknown batch size), per-group stats."""
+    model = keras.Sequential(
+        [keras.Input((3,)), GhostBatchNormalization(4, center=False, scale=False, epsilon=EPSILON)]
+    )
+    model.compile(optimizer="sgd", loss="mse")
+    rng = np.random.default_rng(5)
+    for batch in (8, 6, 12, 7):
+        x = rng.normal(0, 1, (batch, 3)).astype("float32")
+        expected = np.concatenate([normalize(x[i : i + 4]) for i in range(0, batch, 4)])
+        model.train_on_batch(x, expected)  # warms up the traced function for this shape
+        out = numpy(model(x, training=True))
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5, err_msg=f"batch {batch}")
+
+
+def test_save_and_load(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), GhostBatchNormalization(4, momentum=0.8)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.random.default_rng(6).normal(1, 2, (8, 3)).astype("float32")
+    model.fit(x, x, batch_size=8, epochs=2, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    layer = loaded.layers[0]
+    assert isinstance(layer, GhostBatchNormalization)
+    assert (layer.virtual_batch_size, layer.momentum) == (4, 0.8)
+    np.testing.assert_allclose(numpy(loaded(x)), numpy(model(x)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_rejects_bad_virtual_batch_size(bad):
+    with pytest.raises(ValueError, match="virtual_batch_size"):
+        GhostBatchNormalization(bad)
