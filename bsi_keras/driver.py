@@ -36,6 +36,8 @@ class TrainingInterrupted(KeyboardInterrupt):
     Attributes:
         signum: the signal that stopped the run.
         epoch: 0-based epoch that was in progress (and dropped).
+        history: the finished epochs' history.
+        run_dir: the run folder, where one is known (set by `bsi_keras.experiment.train`).
     """
 
     def __init__(self, signum: int, epoch: int):
@@ -44,6 +46,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.signum = signum
         self.epoch = epoch
         self.history: keras.callbacks.History | None = None
+        self.run_dir: Path | None = None
 
 
 def fit(
@@ -64,13 +67,19 @@ def fit(
     drop_remainder: bool = False,
     momentum_correction: bool = True,
     checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 1,
+    augmentation: Callable[[np.ndarray, int, int], np.ndarray] | None = None,
 ) -> keras.callbacks.History:
     """Train ``model`` with a batch-size / learning-rate schedule, like one ``model.fit``.
 
     Args:
         model: a compiled Keras model (its optimizer must have a float learning rate).
-        x: training inputs (numpy arrays, or a list / dict of them).
-        y: training targets.
+        x: training inputs: numpy arrays (or a list / dict of them); a `tf.data.Dataset`
+            of known size (batched or not: it is unbatched, shuffled per epoch with a seed
+            derived from ``seed`` and the epoch, and batched with the epoch's batch size);
+            or a `keras.utils.PyDataset` whose ``batch_size`` attribute its ``__len__`` and
+            ``__getitem__`` follow (the driver sets it every epoch; shuffling is its own).
+        y: training targets (numpy inputs only).
         schedule: a `Schedule`, a `FunctionSchedule`, or a function
             ``epoch -> (batch_size, lr)`` (then ``epochs`` is required).
         epochs: total epochs, for a plain-function schedule.
@@ -93,6 +102,10 @@ def fit(
             `bsi_keras.optimizers.set_learning_rate`).
         checkpoint_dir: write a resumable checkpoint there after every epoch, and resume
             from it if one exists.
+        checkpoint_every: write the checkpoint every this many epochs (and at the end).
+        augmentation: ``f(x, seed, epoch) -> x`` applied to the (numpy) training inputs
+            before every epoch, e.g. `bsi_keras.data.Dataset.train_augmentation`; it must be
+            a pure function of its arguments so that a resumed run sees the same images.
 
     Returns:
         A `keras.callbacks.History` with one entry per epoch of the whole schedule; its
@@ -117,7 +130,7 @@ def fit(
     run = _ScheduleRun(
         model,
         _as_schedule(schedule, epochs),
-        _ArrayData(x, y, sample_weight),
+        _training_data(x, y, sample_weight, augmentation),
         callbacks=list(callbacks or []),
         verbose=1 if verbose == "auto" else int(verbose),
         seed=seed,
@@ -126,6 +139,7 @@ def fit(
         drop_remainder=drop_remainder,
         momentum_correction=momentum_correction,
         checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
     )
     run.set_validation(validation_data, validation_split)
     return run.run()
@@ -145,13 +159,24 @@ def _as_schedule(schedule: ScheduleLike, epochs: int | None) -> Schedule | Funct
     raise TypeError(f"schedule must be a Schedule or a function, got {type(schedule).__name__}")
 
 
+def _training_data(
+    x: Any, y: Any, sample_weight: Any, augmentation: Callable | None
+) -> _ArrayData | _TFDatasetData | _PyDatasetData:
+    if isinstance(x, keras.utils.PyDataset):
+        return _PyDatasetData(x)
+    if type(x).__module__.startswith("tensorflow") and hasattr(x, "cardinality"):
+        return _TFDatasetData(x)
+    return _ArrayData(x, y, sample_weight, augmentation)
+
+
 @dataclass
 class _ArrayData:
-    """Training arrays, served in a fresh order every epoch."""
+    """Training arrays, served in a fresh order (and augmentation) every epoch."""
 
     x: Any
     y: Any
     sample_weight: np.ndarray | None = None
+    augmentation: Callable[[np.ndarray, int, int], np.ndarray] | None = None
     num_examples: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -175,14 +200,69 @@ class _ArrayData:
         self.num_examples = cut
         return held_out
 
-    def epoch(self, seed: int, epoch: int, batch_size: int, drop_remainder: bool) -> tuple:
-        """The arrays in epoch ``epoch``'s order (a pure function of seed and epoch)."""
+    def epoch(self, seed: int, epoch: int, batch_size: int, drop_remainder: bool) -> dict:
+        """``model.fit`` arguments for epoch ``epoch`` (a pure function of seed and epoch)."""
         order = np.random.default_rng([seed, epoch]).permutation(self.num_examples)
         if drop_remainder:
             order = order[: (self.num_examples // batch_size) * batch_size]
-        return _map_arrays(
+        x, y, sample_weight = _map_arrays(
             lambda a: np.take(a, order, axis=0), (self.x, self.y, self.sample_weight)
         )
+        if self.augmentation is not None:
+            x = self.augmentation(x, seed, epoch)
+        return {"x": x, "y": y, "sample_weight": sample_weight, "batch_size": batch_size}
+
+
+@dataclass
+class _TFDatasetData:
+    """A `tf.data.Dataset` of known size, rebatched every epoch."""
+
+    dataset: Any
+    num_examples: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        leaves = keras.tree.flatten(self.dataset.element_spec)
+        if any(leaf.shape.rank and leaf.shape[0] is None for leaf in leaves):
+            self.dataset = self.dataset.unbatch()  # batched: its batches are redone per epoch
+        self.num_examples = int(self.dataset.cardinality())
+        if self.num_examples < 0:
+            raise ValueError(
+                "the tf.data.Dataset's size is unknown; declare it with "
+                "dataset.apply(tf.data.experimental.assert_cardinality(n))"
+            )
+
+    def split(self, fraction: float) -> tuple[Any, ...]:
+        raise ValueError("validation_split needs numpy arrays; pass validation_data instead")
+
+    def epoch(self, seed: int, epoch: int, batch_size: int, drop_remainder: bool) -> dict:
+        epoch_seed = int(np.random.default_rng([seed, epoch]).integers(2**31))
+        ordered = self.dataset.shuffle(self.num_examples, seed=epoch_seed)
+        return {"x": ordered.batch(batch_size, drop_remainder=drop_remainder).prefetch(2)}
+
+
+@dataclass
+class _PyDatasetData:
+    """A `keras.utils.PyDataset` whose ``batch_size`` attribute the driver sets."""
+
+    dataset: keras.utils.PyDataset
+    num_examples: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not hasattr(self.dataset, "batch_size"):
+            raise ValueError(
+                "a PyDataset needs a batch_size attribute (used by its __len__ and "
+                "__getitem__) so the driver can change the batch size"
+            )
+        self.num_examples = getattr(self.dataset, "num_examples", None) or (
+            len(self.dataset) * self.dataset.batch_size
+        )
+
+    def split(self, fraction: float) -> tuple[Any, ...]:
+        raise ValueError("validation_split needs numpy arrays; pass validation_data instead")
+
+    def epoch(self, seed: int, epoch: int, batch_size: int, drop_remainder: bool) -> dict:
+        self.dataset.batch_size = batch_size
+        return {"x": self.dataset}
 
 
 class _Bridge(keras.callbacks.Callback):
@@ -231,7 +311,7 @@ class _ScheduleRun:
         self,
         model: keras.Model,
         schedule: Any,
-        data: _ArrayData,
+        data: _ArrayData | _TFDatasetData | _PyDatasetData,
         callbacks: list[keras.callbacks.Callback],
         verbose: int,
         seed: int | None,
@@ -240,6 +320,7 @@ class _ScheduleRun:
         drop_remainder: bool,
         momentum_correction: bool,
         checkpoint_dir: str | Path | None,
+        checkpoint_every: int = 1,
     ):
         if model.optimizer is None:
             raise ValueError("compile the model before calling fit")
@@ -257,6 +338,9 @@ class _ScheduleRun:
             Path(checkpoint_dir or backup.backup_dir) if (checkpoint_dir or backup) else None
         )
         self.delete_checkpoint_at_end = bool(backup and backup.delete_checkpoint)
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        self.checkpoint_every = checkpoint_every
         self.history = keras.callbacks.History()
         self.state: dict[str, Any] = {
             "next_epoch": 0,
@@ -288,7 +372,9 @@ class _ScheduleRun:
             steps=None,
         )
         forward_batch_end = any(
-            not getattr(c.on_train_batch_end, "_is_default", False) for c in outer.callbacks
+            not getattr(getattr(c, hook), "_is_default", False)
+            for c in outer.callbacks
+            for hook in ("on_train_batch_end", "on_batch_end")
         )
         outer.on_train_begin()
         for epoch, row in enumerate(self.state["rows"]):
@@ -299,6 +385,8 @@ class _ScheduleRun:
             try:
                 for epoch in range(self.state["next_epoch"], self.schedule.epochs):
                     logs = self._run_epoch(epoch, outer, forward_batch_end, received)
+                    if received and epoch + 1 < self.schedule.epochs:
+                        raise TrainingInterrupted(received[0], epoch + 1)
                     if self.history.status != "finished" or self.model.stop_training:
                         break
             except TrainingInterrupted as interrupted:
@@ -313,16 +401,20 @@ class _ScheduleRun:
         return self.history
 
     def _check_batch_sizes(self) -> None:
-        for epoch in range(self.schedule.epochs):
-            setting = self.schedule.at(epoch, ())
+        if getattr(self.schedule, "adaptive", False):
+            planned = [self.schedule.at(0, ())]  # later epochs depend on measurements
+        elif isinstance(self.schedule, FunctionSchedule):
+            planned = self.schedule.to_schedule().settings()
+        else:
+            starts = [0, *self.schedule.milestones]
+            planned = [self.schedule.at(e) for e in starts]
+        for setting in planned:
             if setting.batch_size > self.data.num_examples:
                 raise ValueError(
-                    f"epoch {epoch + 1} asks for batch size {setting.batch_size}, but the "
-                    f"training set has only {self.data.num_examples} examples; cap the "
+                    f"epoch {setting.epoch + 1} asks for batch size {setting.batch_size}, but "
+                    f"the training set has only {self.data.num_examples} examples; cap the "
                     "schedule's batch size (max_batch_size / --max)"
                 )
-            if getattr(self.schedule, "adaptive", False):
-                break  # later epochs depend on measurements
 
     def _run_epoch(
         self,
@@ -331,22 +423,21 @@ class _ScheduleRun:
         forward_batch_end: bool,
         received: list[int],
     ) -> dict[str, Any]:
+        if received:
+            raise TrainingInterrupted(received[0], epoch)
         setting = self.schedule.at(epoch, self.state["rows"])
         lr = self._apply_learning_rate(setting.lr)
-        x, y, sample_weight = self.data.epoch(
-            self.state["seed"], epoch, setting.batch_size, self.drop_remainder
-        )
-        examples = len(keras.tree.flatten(x)[0])
+        inputs = self.data.epoch(self.state["seed"], epoch, setting.batch_size, self.drop_remainder)
+        examples = self.data.num_examples
+        if self.drop_remainder:
+            examples -= examples % setting.batch_size
         steps = math.ceil(examples / setting.batch_size)
         outer.set_params({"verbose": self.verbose, "epochs": self.schedule.epochs, "steps": steps})
         bridge = _Bridge(outer, forward_batch_end)
         updates_before = self._updates()
         self.model.fit(
-            x,
-            y,
-            sample_weight=sample_weight,
+            **inputs,
             class_weight=self.class_weight,
-            batch_size=setting.batch_size,
             initial_epoch=epoch,
             epochs=epoch + 1,
             shuffle=False,
@@ -375,7 +466,9 @@ class _ScheduleRun:
             )
         else:
             self.state["next_epoch"] = epoch + 1
-            self._save_checkpoint()
+            last = epoch + 1 == self.schedule.epochs or self.model.stop_training
+            if last or (epoch + 1) % self.checkpoint_every == 0:
+                self._save_checkpoint()
         return logs
 
     def _apply_learning_rate(self, scheduled_lr: float) -> float:
@@ -473,6 +566,8 @@ def _stop_on_signals(model: keras.Model) -> Iterator[list[int]]:
     received: list[int] = []
 
     def handler(signum: int, frame: Any) -> None:
+        if received:  # a second signal: the user wants out now
+            raise KeyboardInterrupt
         received.append(signum)
         model.stop_training = True
 

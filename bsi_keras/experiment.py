@@ -103,6 +103,7 @@ def train(
             **fit_options,
         )
     except TrainingInterrupted as interrupted:
+        interrupted.run_dir = folder.path
         if interrupted.history is not None:
             folder.write_summary(interrupted.history, signal=interrupted.signum)
         raise

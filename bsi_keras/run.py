@@ -25,12 +25,14 @@ from bsi_keras.schedules import ScheduleError
 
 SCHEDULES = ("increase_bs", "decay_lr", "hybrid", "constant")
 COMPARED = ("decay_lr", "hybrid", "increase_bs")
-KNOWN_TRAIN_SIZES = {
-    "mnist": 60_000,
-    "fashion_mnist": 60_000,
-    "mnist_sample": 4_000,
-    "cifar10": 50_000,
-    "cifar100": 50_000,
+# (train, test) sizes, so that a dry run and the flag checks need not load the data.
+KNOWN_SIZES = {
+    "mnist": (60_000, 10_000),
+    "fashion_mnist": (60_000, 10_000),
+    "mnist_sample": (4_000, 1_000),
+    "synthetic": (1_000, 200),
+    "cifar10": (50_000, 10_000),
+    "cifar100": (50_000, 10_000),
 }
 FLAG_OF_PARAM = {
     "epochs": "--epochs",
@@ -148,13 +150,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the run in this folder from its checkpoint",
     )
     r.add_argument("--seed", type=int, default=0, help="seed of weights and data order")
+    r.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="ask the backend for deterministic kernels (matters on GPUs)",
+    )
+    r.add_argument(
+        "--checkpoint_every",
+        type=int,
+        default=1,
+        help="write the resumable checkpoint every this many epochs",
+    )
     r.add_argument("--eval_batch_size", type=int, default=1000, help="evaluation batch size")
     r.add_argument(
         "--drop_remainder", action="store_true", help="drop each epoch's last partial batch"
     )
     r.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
-    r.add_argument("--saveState", "--save_state", dest="save_state", action="store_true",
-                   help="keep the weights of every epoch (weights/epoch_NNN.weights.h5)")
+    r.add_argument(
+        "--saveState",
+        "--save_state",
+        dest="save_state",
+        action="store_true",
+        help="keep the weights of every epoch (weights/epoch_NNN.weights.h5)",
+    )
     r.add_argument(
         "--verbose",
         type=int,
@@ -169,8 +187,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _check_contradictions(parser, argv, args)
+    if args.resume:
+        args = _resumed_args(parser, argv, args)
     _check_flags(parser, args)
-    num_train = _train_size(args)
+    from bsi_keras.checkpoint import CheckpointError
+    from bsi_keras.driver import TrainingInterrupted
+    from bsi_keras.run_folder import RunFolderError
+
+    try:
+        return _run(parser, args)
+    except (RunFolderError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except TrainingInterrupted as interrupted:
+        print(
+            f"stopped: {interrupted}. Resume with: python -m bsi_keras.run --resume "
+            f"{interrupted.run_dir}",
+            file=sys.stderr,
+        )
+        return 128 + interrupted.signum
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    num_train = _train_size(parser, args)
     names = COMPARED if args.schedule == "all" and not args.phases else (args.schedule,)
     built = {name: _build_schedule(parser, args, name, num_train) for name in names}
     if args.dry_run:
@@ -186,7 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if len(dataset.x_train) != num_train:  # a local file of another size
         built = {n: _build_schedule(parser, args, n, len(dataset.x_train)) for n in names}
-    root = Path(args.filename or _default_folder(args))
+    _check_model(parser, args, dataset)
+    root = Path(args.resume or args.filename or _default_folder(args))
+    if args.deterministic:
+        from bsi_keras.train_step.determinism import enable_determinism
+
+        args.determinism = enable_determinism()
     results = {}
     for name, schedule in built.items():
         folder = root / name if len(built) > 1 else root
@@ -201,21 +246,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _train_one(args: argparse.Namespace, dataset: Any, schedule: Any, folder: Path) -> dict:
-    import keras
-
-    from bsi_keras.experiment import train
+def _build_model(args: argparse.Namespace, dataset: Any) -> Any:
     from bsi_keras.models import apply_weight_decay, get_model
-    from bsi_keras.optimizers import get_optimizer
 
-    keras.utils.set_random_seed(args.seed)
     model = get_model(
         args.model,
         input_shape=dataset.input_shape,
         num_classes=dataset.num_classes,
         virtual_batch_size=args.mini_batch_size or None,
     )
-    apply_weight_decay(model, args.weight_decay)
+    return apply_weight_decay(model, args.weight_decay)
+
+
+def _check_model(parser: argparse.ArgumentParser, args: argparse.Namespace, dataset: Any) -> None:
+    """Refuse a model that cannot take the dataset's inputs before any run starts."""
+    try:
+        _build_model(args, dataset)
+    except (ValueError, TypeError) as error:
+        parser.error(
+            f"argument --model: {args.model} cannot be built for {dataset.name}'s inputs "
+            f"{dataset.input_shape}: {error}"
+        )
+
+
+def _train_one(args: argparse.Namespace, dataset: Any, schedule: Any, folder: Path) -> dict:
+    import keras
+
+    from bsi_keras.experiment import train
+    from bsi_keras.optimizers import get_optimizer
+
+    keras.utils.set_random_seed(args.seed)
+    model = _build_model(args, dataset)
     optimizer = get_optimizer(args.optimizer, schedule.at(0).lr, args.momentum, args.clip_norm)
     print(f"{schedule.name}: {_describe(schedule)} -> {folder}")
     _, summary = train(
@@ -231,6 +292,8 @@ def _train_one(args: argparse.Namespace, dataset: Any, schedule: Any, folder: Pa
         verbose=args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2),
         eval_batch_size=args.eval_batch_size,
         drop_remainder=args.drop_remainder,
+        checkpoint_every=args.checkpoint_every,
+        resume=bool(args.resume),
     )
     print(
         f"{schedule.name}: {summary['status']}, test accuracy {summary['final_val_accuracy']:.4f}, "
@@ -272,8 +335,63 @@ def flag_table() -> str:
     return "\n".join(lines)
 
 
+RESUME_MAY_CHANGE = ("resume", "verbose")
+
+
+def _resumed_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, args: argparse.Namespace
+) -> argparse.Namespace:
+    """The settings of the run being resumed; a flag that contradicts them is refused."""
+    from bsi_keras.run_folder import RunFolder, RunFolderError
+
+    try:
+        stored = RunFolder.open_existing(args.resume).read_config().get("args")
+    except RunFolderError as error:
+        parser.error(f"argument --resume: {error}")
+    if stored is None:
+        parser.error(f"argument --resume: {args.resume} was not written by this command line")
+    given = _explicit_flags(argv)
+    for dest, value in given.items():
+        if dest not in RESUME_MAY_CHANGE and stored.get(dest) != value:
+            parser.error(
+                f"argument --{dest}: {value!r} contradicts the run's config.json "
+                f"({stored.get(dest)!r}); a resumed run keeps its settings"
+            )
+    resumed = argparse.Namespace(**{**vars(args), **stored, **given})
+    if resumed.schedule == "all":  # one run of a comparison: its folder names the schedule
+        resumed.schedule = Path(args.resume).name
+    resumed.filename = None
+    return resumed
+
+
+def _explicit_flags(argv: Sequence[str] | None) -> dict[str, Any]:
+    """Only the flags given on the command line (defaults left out)."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return vars(parser.parse_args(argv))
+
+
+PHASES_EXCLUDE = ("epochs", "batch_size", "lr", "milestones", "factor", "cap", "grow_steps")
+
+
+def _check_contradictions(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, args: argparse.Namespace
+) -> None:
+    """Refuse flags that contradict each other rather than silently ignore one."""
+    given = _explicit_flags(argv)
+    if "phases" in given:
+        for dest in PHASES_EXCLUDE:
+            if dest in given:
+                parser.error(f"argument --{dest}: --phases already sets the whole schedule")
+        if args.schedule == "all":
+            parser.error("argument --phases: cannot be combined with --schedule all")
+    if "resume" in given and "filename" in given:
+        parser.error("argument --resume: give either --filename or --resume, not both")
+
+
 def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    positive = ("epochs", "batch_size", "eval_batch_size")
+    positive = ("epochs", "batch_size", "eval_batch_size", "checkpoint_every")
     for name in positive:
         if getattr(args, name) < 1:
             value = getattr(args, name)
@@ -303,15 +421,20 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         )
     if args.seed < 0:
         parser.error(f"argument --seed: must be >= 0, got {args.seed}")
-    if args.filename and args.resume:
-        parser.error("argument --resume: give either --filename or --resume, not both")
 
 
-def _train_size(args: argparse.Namespace) -> int:
+def _train_size(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    sizes = KNOWN_SIZES.get(args.dataset) if not args.data_dir else None
+    for flag, value, known in (
+        ("num_train", args.num_train, sizes and sizes[0]),
+        ("num_test", args.num_test, sizes and sizes[1]),
+    ):
+        if value is not None and known and value > known:
+            parser.error(f"argument --{flag}: {args.dataset} has only {known} examples there")
     if args.num_train:
         return args.num_train
-    if args.dataset in KNOWN_TRAIN_SIZES:
-        return KNOWN_TRAIN_SIZES[args.dataset]
+    if sizes:
+        return sizes[0]
     from bsi_keras.data import load_dataset
 
     return len(load_dataset(args.dataset, args.data_dir).x_train)
@@ -330,12 +453,15 @@ def _build_schedule(
     max_batch = args.max or num_train
     milestones = args.milestones or [args.epochs * k // 3 for k in (1, 2) if args.epochs >= 3]
     factor = int(args.factor) if float(args.factor).is_integer() else args.factor
-    try:
-        if args.phases:
+    if args.phases:
+        try:
             schedule = schedules.from_phases(args.phases)
-            if any(p.batch_size > num_train for p in schedule.phases):
-                parser.error(f"argument --phases: a batch size exceeds the {num_train} examples")
-            return schedule
+        except ScheduleError as error:
+            parser.error(f"argument --phases: {error}")
+        if any(p.batch_size > num_train for p in schedule.phases):
+            parser.error(f"argument --phases: a batch size exceeds the {num_train} examples")
+        return schedule
+    try:
         common = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
         if name == "constant":
             return schedules.constant(**common)

@@ -214,7 +214,7 @@ def read_log(path: str | os.PathLike) -> list[dict[str, str]]:
         return []
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    if rows and ("epoch" not in rows[0] or any(None in r.values() for r in rows)):
+    if rows and ("epoch" not in rows[0] or any(None in r or None in r.values() for r in rows)):
         raise RunFolderError(f"{path} is corrupt: rows do not match its header")
     return rows
 

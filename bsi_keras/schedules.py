@@ -152,7 +152,8 @@ class Schedule:
                 (floor) or kept as a smaller batch (ceil, the default, as the references).
         """
         return sum(
-            updates_per_epoch(num_examples, s.batch_size, drop_remainder) for s in self.settings()
+            p.epochs * updates_per_epoch(num_examples, p.batch_size, drop_remainder)
+            for p in self.phases
         )
 
     def table(self, num_examples: int, momentum: float = 0.0) -> list[dict[str, float]]:
@@ -408,6 +409,12 @@ def stepped(
             wanted_lr /= steps[k - 1][1]
         actual = wanted_batch if max_batch_size is None else min(wanted_batch, max_batch_size)
         phase_lr = wanted_lr * actual / wanted_batch if cap == "decay_lr" else wanted_lr
+        if not math.isfinite(actual) or not phase_lr > 0:
+            raise ScheduleError(
+                "factor",
+                f"{factor if factor is not None else 'the step factors'} makes the batch size "
+                "overflow or the learning rate underflow; use a smaller factor or a cap",
+            )
         phases.append(Phase(bounds[k + 1] - bounds[k], max(1, round(actual)), phase_lr))
     params = {
         "epochs": epochs,

@@ -39,6 +39,11 @@ def refuse(argv, capsys) -> str:
         (["--dataset", "imagenet"], "--dataset", "invalid choice"),
         (["--optimizer", "lion"], "--optimizer", "invalid choice"),
         (["--batch_size", "ten"], "--batch_size", "invalid int value"),
+        (["--num_train", "5000"], "--num_train", "has only 4000"),
+        (["--phases", "2x10@0.1", "--lr", "0.1"], "--lr", "--phases already sets"),
+        (["--phases", "0x10@0.1"], "--phases", "positive integer"),
+        (["--schedule", "decay_lr", "--factor", "1e300"], "--factor", "underflow"),
+        (["--resume", "/nonexistent/run"], "--resume", "not a run folder"),
     ],
 )
 def test_bad_values_are_refused_naming_the_flag(argv, flag, words, capsys):
@@ -47,11 +52,21 @@ def test_bad_values_are_refused_naming_the_flag(argv, flag, words, capsys):
     assert words in err
 
 
+def test_a_model_that_cannot_take_the_data_is_refused(monkeypatch, capsys):
+    from bsi_keras import models
+
+    def needs_color_images(input_shape, **options):
+        raise ValueError(f"needs 3 channels, got {input_shape}")
+
+    monkeypatch.setitem(models._REGISTRY, "color_only", needs_color_images)
+    err = refuse([*TINY, "--model", "color_only"], capsys)
+    assert "argument --model: color_only cannot be built" in err and "3 channels" in err
+
+
 def test_dry_run_prints_the_cifar_totals(capsys):
     argv = ["--dry-run", "--schedule", "all", "--epochs", "200", "--batch_size", "128",
-            "--lr", "0.1", "--milestones", "60", "120", "160", "--num_train", "50000",
-            "--mini_batch_size", "128"]
-    assert run.main(argv) == 0
+            "--lr", "0.1", "--milestones", "60", "120", "160", "--mini_batch_size", "128"]
+    assert run.main(["--dataset", "cifar10", *argv]) == 0
     out = capsys.readouterr().out
     for total in ("78200", "34520", "29000"):
         assert f"total updates: {total}" in out
@@ -83,8 +98,8 @@ def test_existing_run_folder_is_never_overwritten(tmp_path, capsys):
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "log.csv").write_text("precious\n")
-    with pytest.raises(Exception, match="already exists"):
-        run.main([*TINY, "--epochs", "1", "--filename", str(folder)])
+    assert run.main([*TINY, "--epochs", "1", "--filename", str(folder)]) == 1
+    assert "already exists" in capsys.readouterr().err
     assert (folder / "log.csv").read_text() == "precious\n"
 
 
