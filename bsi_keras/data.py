@@ -9,14 +9,20 @@
   (``/usr/share/datasets/fashion-mnist``) when present, else local files, else
   `keras.datasets`;
 - ``mnist_sample``: 5,000 real MNIST digits shipped inside the package (works offline);
+- ``cifar10``, ``cifar100``: through `keras.datasets` (downloaded once), or local files in
+  ``data_dir`` (the official Python-pickle folder or an ``.npz``), normalized per channel,
+  with the standard augmentation (`augment_epoch`) as ``Dataset.train_augmentation``;
 - ``synthetic``: random class-dependent data of any shape, for tests and benchmarks.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import gzip
 import os
-from collections.abc import Callable
+import pickle
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,47 @@ IDX_NAMES = {
     "y_train": "train-labels-idx1-ubyte",
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
+}
+# The reference study normalizes CIFAR with ImageNet's statistics (torchvision's usual
+# constants); we keep them so that its inputs and ours are the same numbers.
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+# Added to the (seed, epoch) of the augmentation's random stream, so that its draws are
+# independent of the driver's shuffle, which is seeded by (seed, epoch) alone.
+_AUGMENT_STREAM = 0x617567
+
+
+@dataclass(frozen=True)
+class _CifarFormat:
+    """Where the official CIFAR archive (Python version) keeps what."""
+
+    folder: str
+    train_files: tuple[str, ...]
+    test_file: str
+    label_key: bytes
+    num_classes: int
+    url: str
+    keras_options: dict[str, str] = field(default_factory=dict)
+
+
+_CIFAR = {
+    "cifar10": _CifarFormat(
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        "test_batch",
+        b"labels",
+        10,
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    ),
+    "cifar100": _CifarFormat(
+        "cifar-100-python",
+        ("train",),
+        "test",
+        b"fine_labels",
+        100,
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        {"label_mode": "fine"},
+    ),
 }
 
 
@@ -47,6 +94,9 @@ class Dataset:
         num_classes: number of classes.
         source: where the arrays came from (a path, a URL cache, or "bundled").
         notes: anything else a reader of the run config should know.
+        train_augmentation: None, or ``f(x, seed, epoch) -> x_aug`` that the training loop
+            applies to the training inputs before every epoch (a pure function of its
+            arguments, so a resumed run sees the same images); see `augment_epoch`.
     """
 
     name: str
@@ -57,6 +107,7 @@ class Dataset:
     num_classes: int
     source: str
     notes: dict[str, Any] = field(default_factory=dict)
+    train_augmentation: Callable[[np.ndarray, int, int], np.ndarray] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -93,11 +144,15 @@ def load_dataset(
     Args:
         name: one of `available_datasets`.
         data_dir: a folder with local files (IDX files, gzipped or not, or a Keras-style
-            ``.npz``); takes precedence over downloading.
+            ``.npz``; for CIFAR the unpacked official ``cifar-10-batches-py`` /
+            ``cifar-100-python`` folder, or the folder holding it, or ``cifar10.npz`` /
+            ``cifar100.npz``); takes precedence over downloading.
         num_train: keep only the first ``num_train`` training examples (quick runs).
         num_test: keep only the first ``num_test`` test examples.
         **options: loader options (``synthetic`` takes ``num_train``-independent shape
-            options: ``input_shape``, ``num_classes``, ``seed``, ``num_examples``).
+            options: ``input_shape``, ``num_classes``, ``seed``, ``num_examples``;
+            ``cifar10`` / ``cifar100`` take ``augment``, True by default, which sets
+            ``Dataset.train_augmentation``).
 
     Returns:
         The `Dataset`.
@@ -203,6 +258,79 @@ def synthetic(
     )
 
 
+def augment_epoch(
+    x: np.ndarray,
+    seed: int,
+    epoch: int,
+    padding: int = 4,
+    flip: bool = True,
+    fill: float | Sequence[float] = 0.0,
+) -> np.ndarray:
+    """One epoch's random crops of the padded images and horizontal flips.
+
+    The standard CIFAR augmentation (torchvision's ``RandomCrop(32, padding=4)`` then
+    ``RandomHorizontalFlip()``): each image is padded by ``padding`` pixels of ``fill`` on
+    every side, a window of the original size is cut at a uniformly drawn offset, and the
+    result is mirrored left-right with probability 1/2. The draws depend only on ``seed``,
+    ``epoch`` and the number of images, so a resumed run augments exactly as the
+    uninterrupted one. Vectorized: the images are grouped by their (offset, flip) draw and
+    each group is one slice copy.
+
+    Args:
+        x: images, ``(n, height, width, channels)``.
+        seed: the run's seed.
+        epoch: the 0-based epoch.
+        padding: pixels of padding on each side (the largest shift), below the image size.
+        flip: whether to mirror half of the images.
+        fill: value of the padding, one number or one per channel (use the normalized
+            value of black to match padding raw pixels with zeros).
+
+    Returns:
+        A new array of the same shape and dtype.
+
+    Example:
+
+    >>> x = np.arange(2 * 4 * 4 * 1, dtype="float32").reshape(2, 4, 4, 1)
+    >>> a, b = augment_epoch(x, seed=0, epoch=3, padding=1), augment_epoch(x, 0, 3, padding=1)
+    >>> a.shape == x.shape and a.dtype == x.dtype and bool((a == b).all())
+    True
+    """
+    if x.ndim != 4:
+        raise ValueError(f"augment_epoch needs (n, height, width, channels) images, got {x.shape}")
+    if not 0 <= padding < min(x.shape[1:3]):
+        raise ValueError(f"padding must be in [0, {min(x.shape[1:3])}), got {padding}")
+    n = len(x)
+    if n == 0:
+        return x.copy()
+    rng = np.random.default_rng([seed, epoch, _AUGMENT_STREAM])
+    shifts = rng.integers(-padding, padding + 1, size=(n, 2))
+    mirrored = rng.integers(0, 2, size=n) if flip else np.zeros(n, dtype=int)
+    span = 2 * padding + 1
+    group_of = ((shifts[:, 0] + padding) * span + shifts[:, 1] + padding) * 2 + mirrored
+    order = np.argsort(group_of, kind="stable")
+    starts = np.flatnonzero(np.diff(group_of[order])) + 1
+    out = np.empty_like(x)
+    out[...] = np.asarray(fill, dtype=x.dtype)
+    for members in np.split(order, starts):
+        first = members[0]
+        _paste_shifted(out, x, members, *shifts[first], bool(mirrored[first]))
+    return out
+
+
+def _paste_shifted(
+    out: np.ndarray, x: np.ndarray, members: np.ndarray, dy: int, dx: int, mirror: bool
+) -> None:
+    """``out[i, r, c] = x[i, r + dy, c + dx]`` where that exists, mirrored if asked."""
+    height, width = x.shape[1:3]
+    window = x[members, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)]
+    top, left = max(-dy, 0), max(-dx, 0)
+    rows, cols = window.shape[1:3]
+    if mirror:
+        window = window[:, :, ::-1]
+        left = width - left - cols
+    out[members, top : top + rows, left : left + cols] = window
+
+
 def _scale_images(images: np.ndarray) -> np.ndarray:
     """uint8 images -> float32 in [-0.5, 0.5] with a channel axis (the Keras reproduction)."""
     x = images.astype("float32") / 255.0 - 0.5
@@ -238,11 +366,15 @@ def _local_arrays(folder: Path, npz_name: str) -> dict[str, np.ndarray] | None:
     return found
 
 
-def _keras_download(name: str, module_name: str, hint: str) -> Dataset:
+def _keras_arrays(
+    name: str, module_name: str, hint: str, **load_options: Any
+) -> tuple[dict[str, np.ndarray], str]:
+    """The arrays of ``keras.datasets.<module_name>`` and a description of their source."""
     import keras
 
+    module = getattr(keras.datasets, module_name)
     try:
-        (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, module_name).load_data()
+        (x_train, y_train), (x_test, y_test) = module.load_data(**load_options)
     except Exception as error:  # keras raises several types when offline
         raise DatasetUnavailable(
             f"could not load {name} through keras.datasets ({type(error).__name__}: {error}). "
@@ -250,7 +382,11 @@ def _keras_download(name: str, module_name: str, hint: str) -> Dataset:
         ) from error
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
-    return _from_arrays(name, arrays, f"keras.datasets.{module_name} (cache {cache})")
+    return arrays, f"keras.datasets.{module_name} (cache {cache})"
+
+
+def _keras_download(name: str, module_name: str, hint: str) -> Dataset:
+    return _from_arrays(name, *_keras_arrays(name, module_name, hint))
 
 
 def _load_idx_family(
@@ -295,6 +431,85 @@ def _load_sample(data_dir: Path | None) -> Dataset:
     )
 
 
+def _load_cifar(name: str, data_dir: Path | None, augment: bool = True) -> Dataset:
+    """CIFAR-10/100 from ``data_dir`` if it holds them, else through `keras.datasets`."""
+    cifar = _CIFAR[name]
+    local = _local_cifar_arrays(data_dir, name, cifar) if data_dir else None
+    if local is None:
+        hint = (
+            f"Download {cifar.url} where there is internet, unpack it, and pass the folder "
+            f"holding {cifar.folder}/ with --data-dir (a {name}.npz with uint8 x_train, x_test "
+            "and y_train, y_test works too)."
+        )
+        local = _keras_arrays(name, name, hint, **cifar.keras_options)
+    arrays, source = local
+    black = -IMAGENET_MEAN / IMAGENET_STD  # raw zero pixels, as torchvision pads
+    return Dataset(
+        name,
+        _normalize_per_channel(arrays["x_train"]),
+        arrays["y_train"].reshape(-1).astype("int32"),
+        _normalize_per_channel(arrays["x_test"]),
+        arrays["y_test"].reshape(-1).astype("int32"),
+        cifar.num_classes,
+        source,
+        notes={
+            "preprocessing": "x / 255, then (x - mean) / std per channel with ImageNet's "
+            f"mean {IMAGENET_MEAN.tolist()} and std {IMAGENET_STD.tolist()} "
+            "(as the reference study)",
+            "augmentation": "per epoch: 4-pixel black padding, random 32x32 crop, horizontal "
+            "flip with probability 1/2 (data.augment_epoch)"
+            if augment
+            else "none",
+        },
+        train_augmentation=functools.partial(augment_epoch, fill=black) if augment else None,
+    )
+
+
+def _local_cifar_arrays(
+    data_dir: Path, name: str, cifar: _CifarFormat
+) -> tuple[dict[str, np.ndarray], str] | None:
+    """``<name>.npz``, or the pickle batches in ``data_dir/<folder>`` or ``data_dir``."""
+    npz = data_dir / f"{name}.npz"
+    if npz.is_file():
+        with np.load(npz) as f:
+            return {key: f[key] for key in IDX_NAMES}, str(npz)
+    for folder in (data_dir / cifar.folder, data_dir):
+        if (folder / cifar.test_file).is_file():
+            train = [_read_cifar_batch(folder / f, cifar.label_key) for f in cifar.train_files]
+            x_test, y_test = _read_cifar_batch(folder / cifar.test_file, cifar.label_key)
+            arrays = {
+                "x_train": np.concatenate([x for x, _ in train]),
+                "y_train": np.concatenate([y for _, y in train]),
+                "x_test": x_test,
+                "y_test": y_test,
+            }
+            return arrays, str(folder)
+    return None
+
+
+def _read_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, 32, 32, 3) uint8 and labels of one batch of the official pickle format.
+
+    The files are Python pickles (as Keras reads them too): load only ones you trust.
+    """
+    with open(path, "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    # Each row holds the red, then green, then blue 32x32 plane.
+    images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    return images.transpose(0, 2, 3, 1), np.asarray(batch[label_key], dtype=np.int32)
+
+
+def _normalize_per_channel(images: np.ndarray) -> np.ndarray:
+    """uint8 RGB images -> float32 standardized with `IMAGENET_MEAN` and `IMAGENET_STD`."""
+    if images.dtype != np.uint8:
+        raise ValueError(f"CIFAR images must be uint8 pixels (0-255), got {images.dtype}")
+    x = images.astype(np.float32)
+    x /= 255.0
+    x -= IMAGENET_MEAN
+    x /= IMAGENET_STD
+    return x
+
+
 def _load_synthetic(data_dir: Path | None, **options: Any) -> Dataset:
     return synthetic(**options)
 
@@ -308,15 +523,16 @@ def _subset(dataset: Dataset, num_train: int | None, num_test: int | None) -> Da
     ):
         if value is not None and not 1 <= value <= available:
             raise ValueError(f"{label} must be between 1 and {available}, got {value}")
-    return Dataset(
-        dataset.name,
-        dataset.x_train[:num_train],
-        dataset.y_train[:num_train],
-        dataset.x_test[:num_test],
-        dataset.y_test[:num_test],
-        dataset.num_classes,
-        dataset.source,
-        {**dataset.notes, "subset": f"first {num_train or 'all'} train, {num_test or 'all'} test"},
+    return dataclasses.replace(
+        dataset,
+        x_train=dataset.x_train[:num_train],
+        y_train=dataset.y_train[:num_train],
+        x_test=dataset.x_test[:num_test],
+        y_test=dataset.y_test[:num_test],
+        notes={
+            **dataset.notes,
+            "subset": f"first {num_train or 'all'} train, {num_test or 'all'} test",
+        },
     )
 
 
@@ -324,5 +540,7 @@ _LOADERS: dict[str, Callable[..., Dataset]] = {
     "mnist": _load_mnist,
     "fashion_mnist": _load_fashion_mnist,
     "mnist_sample": _load_sample,
+    "cifar10": functools.partial(_load_cifar, "cifar10"),
+    "cifar100": functools.partial(_load_cifar, "cifar100"),
     "synthetic": _load_synthetic,
 }

@@ -225,10 +225,15 @@ class _TFDatasetData:
         if any(leaf.shape.rank and leaf.shape[0] is None for leaf in leaves):
             self.dataset = self.dataset.unbatch()  # batched: its batches are redone per epoch
         self.num_examples = int(self.dataset.cardinality())
-        if self.num_examples < 0:
-            raise ValueError(
-                "the tf.data.Dataset's size is unknown; declare it with "
-                "dataset.apply(tf.data.experimental.assert_cardinality(n))"
+        if self.num_examples == -1:  # infinite
+            raise ValueError("the tf.data.Dataset repeats forever; pass one epoch of data")
+        if self.num_examples < 0:  # unknown (e.g. after unbatch): count it once
+            import tensorflow as tf
+
+            self.num_examples = int(self.dataset.reduce(0, lambda count, _: count + 1))
+            # Keras runs one step too many on a dataset of unknown size.
+            self.dataset = self.dataset.apply(
+                tf.data.experimental.assert_cardinality(self.num_examples)
             )
 
     def split(self, fraction: float) -> tuple[Any, ...]:

@@ -100,6 +100,7 @@ def train(
             verbose=verbose,
             seed=seed,
             checkpoint_dir=folder.path,
+            augmentation=dataset.train_augmentation,
             **fit_options,
         )
     except TrainingInterrupted as interrupted:

@@ -14,8 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-COLUMNS = ("run", "schedule", "optimizer", "status", "test accuracy", "updates", "train s",
-           "compile s")
+COLUMNS = (
+    "run",
+    "schedule",
+    "optimizer",
+    "status",
+    "test accuracy",
+    "updates",
+    "train s",
+    "compile s",
+)
 
 
 def summary_row(folder: str | os.PathLike, label: str | None = None) -> dict[str, Any]:

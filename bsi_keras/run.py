@@ -100,7 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the phase table and exit without training",
     )
     m = p.add_argument_group("model and data")
-    m.add_argument("--model", default="mnist_cnn", choices=available_models())
+    m.add_argument(
+        "--model",
+        default="mnist_cnn",
+        type=_model_name,
+        help=f"{', '.join(available_models())}, or any wrn_<depth>_<width>[_preact]",
+    )
     m.add_argument(
         "--mini_batch_size",
         type=int,
@@ -181,6 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="0 silent, 1 progress bar, 2 one line per epoch (default: 1 on a terminal, else 2)",
     )
     return p
+
+
+def _model_name(name: str) -> str:
+    from bsi_keras.models import is_model_name
+
+    if not is_model_name(name):
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {name!r} (choose from {', '.join(available_models())}, "
+            "or wrn_<depth>_<width>[_preact])"
+        )
+    return name
 
 
 def main(argv: Sequence[str] | None = None) -> int:

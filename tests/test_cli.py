@@ -64,8 +64,23 @@ def test_a_model_that_cannot_take_the_data_is_refused(monkeypatch, capsys):
 
 
 def test_dry_run_prints_the_cifar_totals(capsys):
-    argv = ["--dry-run", "--schedule", "all", "--epochs", "200", "--batch_size", "128",
-            "--lr", "0.1", "--milestones", "60", "120", "160", "--mini_batch_size", "128"]
+    argv = [
+        "--dry-run",
+        "--schedule",
+        "all",
+        "--epochs",
+        "200",
+        "--batch_size",
+        "128",
+        "--lr",
+        "0.1",
+        "--milestones",
+        "60",
+        "120",
+        "160",
+        "--mini_batch_size",
+        "128",
+    ]
     assert run.main(["--dataset", "cifar10", *argv]) == 0
     out = capsys.readouterr().out
     for total in ("78200", "34520", "29000"):
@@ -74,8 +89,7 @@ def test_dry_run_prints_the_cifar_totals(capsys):
 
 def test_end_to_end_log_rows(tmp_path):
     folder = tmp_path / "run"
-    argv = [*TINY, "--epochs", "3", "--batch_size", "20", "--lr", "0.05", "--filename",
-            str(folder)]
+    argv = [*TINY, "--epochs", "3", "--batch_size", "20", "--lr", "0.05", "--filename", str(folder)]
     assert run.main(argv) == 0
     rows = read_log(folder / "log.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
@@ -87,7 +101,9 @@ def test_end_to_end_log_rows(tmp_path):
     assert all(0.0 <= float(r["val_accuracy"]) <= 1.0 for r in rows)
     assert float(rows[0]["compile_seconds"]) > 0.0
     config = json.loads((folder / "config.json").read_text())
-    assert config["dataset"]["name"] == "mnist_sample" and config["dataset"]["train_examples"] == 400
+    assert (
+        config["dataset"]["name"] == "mnist_sample" and config["dataset"]["train_examples"] == 400
+    )
     assert config["environment"]["backend"] in ("tensorflow", "jax", "torch")
     assert config["schedule"]["phases"][2]["batch_size"] == 400
     summary = json.loads((folder / "summary.json").read_text())
@@ -105,8 +121,19 @@ def test_existing_run_folder_is_never_overwritten(tmp_path, capsys):
 
 def test_divergence_stops_with_a_message_and_keeps_the_log(tmp_path, capsys):
     folder = tmp_path / "nan"
-    argv = [*TINY, "--epochs", "3", "--batch_size", "2", "--mini_batch_size", "2", "--lr",
-            "1e6", "--filename", str(folder)]
+    argv = [
+        *TINY,
+        "--epochs",
+        "3",
+        "--batch_size",
+        "2",
+        "--mini_batch_size",
+        "2",
+        "--lr",
+        "1e6",
+        "--filename",
+        str(folder),
+    ]
     assert run.main(argv) == 1
     out = capsys.readouterr().out
     assert "diverged" in out
@@ -118,8 +145,17 @@ def test_divergence_stops_with_a_message_and_keeps_the_log(tmp_path, capsys):
 
 def test_schedule_all_writes_three_runs_and_the_comparison(tmp_path):
     folder = tmp_path / "compare"
-    argv = [*TINY, "--schedule", "all", "--epochs", "3", "--batch_size", "20",
-            "--filename", str(folder)]
+    argv = [
+        *TINY,
+        "--schedule",
+        "all",
+        "--epochs",
+        "3",
+        "--batch_size",
+        "20",
+        "--filename",
+        str(folder),
+    ]
     assert run.main(argv) == 0
     for name in ("decay_lr", "hybrid", "increase_bs"):
         assert len(read_log(folder / name / "log.csv")) == 3

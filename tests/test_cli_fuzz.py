@@ -80,7 +80,9 @@ def check_outcome(argv, capsys) -> None:
         assert code == 0, (code, text)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(argv=command_lines())
 def test_any_flags_are_checked_before_training(argv, capsys):
     """Dry runs: every combination passes every check, or is refused naming a flag."""
@@ -104,7 +106,9 @@ counter = itertools.count()
 
 
 @pytest.mark.filterwarnings("ignore")
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(argv=command_lines(SMALL))
 def test_small_real_runs_run_or_are_refused(argv, capsys, tmp_path):
     folder = tmp_path / f"run{next(counter)}"

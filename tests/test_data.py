@@ -3,10 +3,10 @@
 import gzip
 import struct
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 from bsi_keras import data
 from bsi_keras.data import DatasetUnavailable, load_dataset, read_idx
 

@@ -1,9 +1,9 @@
 """GhostBatchNormalization against Keras 2's BatchNormalization(virtual_batch_size=...)."""
 
+import keras
 import numpy as np
 import pytest
 
-import keras
 from bsi_keras.layers import GhostBatchNormalization
 
 tf_keras = pytest.importorskip("tf_keras")

@@ -34,5 +34,7 @@ def test_mnist_schedules_notebook():
     notebook = execute("mnist_schedules.ipynb")
     text = outputs_text(notebook)
     assert "finished" in text and "increase_bs" in text
-    images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    images = [
+        o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+    ]
     assert len(images) == 7  # four optimizers in (a), three in (b)

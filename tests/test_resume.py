@@ -13,19 +13,43 @@ import pytest
 from bsi_keras import checkpoint, run
 from bsi_keras.run_folder import TIMING_COLUMNS, RunFolderError, read_log
 
-FLAGS = ["--dataset", "mnist_sample", "--num_train", "2000", "--num_test", "200", "--lr", "0.01",
-         "--epochs", "6", "--batch_size", "10", "--factor", "2", "--verbose", "0", "--seed", "7"]
+FLAGS = [
+    "--dataset",
+    "mnist_sample",
+    "--num_train",
+    "2000",
+    "--num_test",
+    "200",
+    "--lr",
+    "0.01",
+    "--epochs",
+    "6",
+    "--batch_size",
+    "10",
+    "--factor",
+    "2",
+    "--verbose",
+    "0",
+    "--seed",
+    "7",
+]
 
 
 def rows_without_timing(folder) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in read_log(folder / "log.csv")]
+    return [
+        {k: v for k, v in r.items() if k not in TIMING_COLUMNS}
+        for r in read_log(folder / "log.csv")
+    ]
 
 
 def start(folder, *extra) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "bsi_keras.run", *FLAGS, *extra, "--filename", str(folder)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -64,7 +88,9 @@ def test_killed_run_resumes_to_the_same_log(uninterrupted, tmp_path, signum):
     assert 2 <= len(read_log(folder / "log.csv")) < 6
     resumed = subprocess.run(
         [sys.executable, "-m", "bsi_keras.run", "--resume", str(folder), "--verbose", "0"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert rows_without_timing(folder) == rows_without_timing(uninterrupted)
@@ -95,7 +121,9 @@ def test_resume_of_a_finished_run_changes_nothing(uninterrupted, tmp_path):
 
 def test_corrupt_checkpoint_is_reported(tmp_path, capsys):
     folder = tmp_path / "run"
-    assert run.main([*FLAGS[:-4], "--epochs", "2", "--verbose", "0", "--filename", str(folder)]) == 0
+    assert (
+        run.main([*FLAGS[:-4], "--epochs", "2", "--verbose", "0", "--filename", str(folder)]) == 0
+    )
     path = checkpoint.checkpoint_path(folder)
     path.write_bytes(path.read_bytes()[:1000])  # truncated, as by a full disk
     assert run.main(["--resume", str(folder)]) == 1

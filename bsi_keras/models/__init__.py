@@ -1,7 +1,9 @@
 """Models by name: each a function returning an uncompiled `keras.Model`.
 
 Every model normalizes with `bsi_keras.layers.GhostBatchNormalization` and takes the virtual
-batch size as ``virtual_batch_size`` (the command line's ``--mini_batch_size``).
+batch size as ``virtual_batch_size`` (the command line's ``--mini_batch_size``). Besides the
+registered names, `get_model` builds any wide ResNet named ``wrn_<depth>_<width>``, with
+``_preact`` or ``_postact`` appended to choose the block style (see `wide_resnet`).
 
 Example:
 
@@ -12,23 +14,42 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import keras
 
+from bsi_keras.models.keskar import c1, c2, f1
+from bsi_keras.models.mlp import mnist_f1
 from bsi_keras.models.mnist_cnn import mnist_cnn
+from bsi_keras.models.mobilenet import mobilenet_v2
+from bsi_keras.models.resnet import resnet44
+from bsi_keras.models.wide_resnet import wide_resnet, wide_resnet_options
 
 ModelBuilder = Callable[..., keras.Model]
 
 _REGISTRY: dict[str, ModelBuilder] = {
     "mnist_cnn": mnist_cnn,
+    "c1": c1,
+    "c2": c2,
+    "f1": f1,
+    "mnist_f1": mnist_f1,
+    "mobilenet_v2": mobilenet_v2,
+    "resnet44": resnet44,
+    # The default CIFAR model; other depths and widths resolve by name in `get_model`.
+    "wrn_16_4": functools.partial(wide_resnet, depth=16, width=4),
 }
 
 
 def available_models() -> list[str]:
-    """The registered model names, sorted."""
+    """The registered model names, sorted (`get_model` also takes ``wrn_<depth>_<width>``)."""
     return sorted(_REGISTRY)
+
+
+def is_model_name(name: str) -> bool:
+    """Whether `get_model` knows ``name`` (a registered name or ``wrn_<depth>_<width>``)."""
+    return name in _REGISTRY or wide_resnet_options(name) is not None
 
 
 def register_model(name: str, builder: ModelBuilder) -> None:
@@ -66,45 +87,24 @@ def apply_weight_decay(model: keras.Model, weight_decay: float) -> keras.Model:
     return model
 
 
-def apply_weight_decay(model: keras.Model, weight_decay: float) -> keras.Model:
-    """Add L2 weight decay on every trainable weight, as PyTorch's ``SGD(weight_decay=)``.
-
-    PyTorch adds ``weight_decay * w`` to each gradient; the same gradient comes from the
-    loss term ``weight_decay / 2 * |w|^2``, which this attaches to each trainable variable
-    (biases and batch-norm parameters included, as in the reference code).
-
-    Args:
-        model: a built model.
-        weight_decay: the coefficient (0 removes nothing and adds nothing).
-
-    Returns:
-        The same model.
-
-    Example:
-
-    >>> m = apply_weight_decay(get_model("mnist_cnn"), 5e-4)
-    >>> all(v.regularizer is not None for v in m.trainable_variables)
-    True
-    """
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    if weight_decay > 0:
-        for variable in model.trainable_variables:
-            variable.regularizer = keras.regularizers.L2(weight_decay / 2)
-    return model
-
-
 def get_model(name: str, **options: Any) -> keras.Model:
     """Build the model registered as ``name``.
 
     Args:
-        name: a name from `available_models`.
+        name: a name from `available_models`, or ``wrn_<depth>_<width>`` with an optional
+            ``_preact`` / ``_postact`` suffix.
         **options: passed to the builder (``input_shape``, ``num_classes``,
             ``virtual_batch_size``, and the model's own options).
 
     Returns:
         A new, uncompiled `keras.Model`.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(available_models())}")
-    return _REGISTRY[name](**options)
+    if name in _REGISTRY:
+        return _REGISTRY[name](**options)
+    wrn = wide_resnet_options(name)
+    if wrn is None:
+        raise ValueError(
+            f"unknown model {name!r}; choose one of {', '.join(available_models())}, "
+            "or wrn_<depth>_<width>[_preact]"
+        )
+    return wide_resnet(**wrn, **options)

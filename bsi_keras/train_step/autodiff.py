@@ -66,9 +66,7 @@ def _torch_value_and_grad(fn: Callable[..., tuple[Any, Any]]) -> GradFn:
     import torch
 
     def wrapped(params: Sequence[Any], *args: Any) -> tuple[tuple[Any, Any], list[Any]]:
-        params = [
-            keras.ops.convert_to_tensor(p).detach().requires_grad_(True) for p in params
-        ]
+        params = [keras.ops.convert_to_tensor(p).detach().requires_grad_(True) for p in params]
         with torch.enable_grad():
             value, aux = fn(params, *args)
             grads = torch.autograd.grad(value, params, allow_unused=True)

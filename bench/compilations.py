@@ -1,0 +1,86 @@
+"""How often does a three-phase schedule trace (compile) the train step?
+
+Counts the traces of ``train_step`` (its Python body runs only while TensorFlow or JAX
+traces it) for Smith et al.'s three schedules, with the last partial batch kept and
+dropped. Prints a table and writes ``bench/results/compilations_<backend>.json``.
+
+    python bench/compilations.py               # TensorFlow
+    KERAS_BACKEND=jax python bench/compilations.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras
+
+from bsi_keras import data, fit, models, schedules
+
+
+def count_traces(schedule, drop_remainder: bool, dataset) -> dict[str, int]:
+    keras.utils.set_random_seed(0)
+    model = models.get_model("mnist_cnn")
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    counts = {"train": 0, "test": 0}
+    for kind in counts:
+        step = getattr(model, f"{kind}_step")
+
+        def counting(*args, _step=step, _kind=kind):
+            counts[_kind] += 1
+            return _step(*args)
+
+        setattr(model, f"{kind}_step", counting)
+    fit(
+        model,
+        dataset.x_train,
+        dataset.y_train,
+        schedule=schedule,
+        verbose=0,
+        seed=0,
+        validation_data=(dataset.x_test, dataset.y_test),
+        drop_remainder=drop_remainder,
+    )
+    return counts
+
+
+def main() -> None:
+    dataset = data.load_dataset("mnist_sample", num_train=3900, num_test=1000)
+    rows = []
+    for name in ("decay_lr", "hybrid", "increase_bs"):
+        schedule = getattr(schedules, name)(6, 100, 0.01, [2, 4], 5)
+        batch_sizes = sorted({p.batch_size for p in schedule.phases})
+        for drop in (False, True):
+            counts = count_traces(schedule, drop, dataset)
+            rows.append(
+                {
+                    "schedule": name,
+                    "batch_sizes": batch_sizes,
+                    "drop_remainder": drop,
+                    "train_traces": counts["train"],
+                    "test_traces": counts["test"],
+                }
+            )
+            print(
+                f"{keras.backend.backend():10} {name:12} batches {batch_sizes} "
+                f"drop_remainder={drop!s:5}: {counts['train']} train traces, "
+                f"{counts['test']} evaluation traces"
+            )
+    out = Path(__file__).parent / "results" / f"compilations_{keras.backend.backend()}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {"backend": keras.backend.backend(), "train_examples": 3900, "rows": rows}, indent=2
+        )
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
