@@ -12,7 +12,8 @@
 - ``cifar10``, ``cifar100``: through `keras.datasets` (downloaded once), or local files in
   ``data_dir`` (the official Python-pickle folder or an ``.npz``), normalized per channel,
   with the standard augmentation (`augment_epoch`) as ``Dataset.train_augmentation``;
-- ``synthetic``: random class-dependent data of any shape, for tests and benchmarks.
+- ``synthetic``: random class-dependent data of any shape, for tests and benchmarks;
+  ``synthetic_cifar`` is the CIFAR-shaped kind (32x32x3) with the CIFAR augmentation.
 """
 
 from __future__ import annotations
@@ -514,6 +515,13 @@ def _load_synthetic(data_dir: Path | None, **options: Any) -> Dataset:
     return synthetic(**options)
 
 
+def _load_synthetic_cifar(data_dir: Path | None, augment: bool = True, **options: Any) -> Dataset:
+    """CIFAR-shaped random data (32x32x3, 10 classes) with the CIFAR augmentation."""
+    dataset = synthetic(**{"input_shape": (32, 32, 3), **options})
+    augmentation = augment_epoch if augment else None
+    return dataclasses.replace(dataset, name="synthetic_cifar", train_augmentation=augmentation)
+
+
 def _subset(dataset: Dataset, num_train: int | None, num_test: int | None) -> Dataset:
     if num_train is None and num_test is None:
         return dataset
@@ -543,4 +551,5 @@ _LOADERS: dict[str, Callable[..., Dataset]] = {
     "cifar10": functools.partial(_load_cifar, "cifar10"),
     "cifar100": functools.partial(_load_cifar, "cifar100"),
     "synthetic": _load_synthetic,
+    "synthetic_cifar": _load_synthetic_cifar,
 }

@@ -23,9 +23,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from bsi_keras import checkpoint
-from bsi_keras.optimizers import momentum_of, set_learning_rate
+from bsi_keras import checkpoint, train_step
+from bsi_keras.optimizers import momentum_of, reset_state, set_learning_rate
+from bsi_keras.optimizers.learning_rate import ScheduledLearningRate
 from bsi_keras.schedules import EpochSetting, FunctionSchedule, Schedule, noise_scale
+from bsi_keras.train_step import StepOptions
 
 ScheduleLike = Schedule | FunctionSchedule | Callable[[int], tuple[int, float]]
 
@@ -69,6 +71,8 @@ def fit(
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 1,
     augmentation: Callable[[np.ndarray, int, int], np.ndarray] | None = None,
+    step_options: StepOptions | None = None,
+    reset_optimizer: bool = False,
 ) -> keras.callbacks.History:
     """Train ``model`` with a batch-size / learning-rate schedule, like one ``model.fit``.
 
@@ -106,6 +110,15 @@ def fit(
         augmentation: ``f(x, seed, epoch) -> x`` applied to the (numpy) training inputs
             before every epoch, e.g. `bsi_keras.data.Dataset.train_augmentation`; it must be
             a pure function of its arguments so that a resumed run sees the same images.
+        step_options: gradient accumulation over micro-batches and loss dropout (see
+            `bsi_keras.train_step.StepOptions`); the model gets a custom train step only
+            when these ask for one.
+        reset_optimizer: give the optimizer a fresh state (momentum buffers, accumulators)
+            at every phase change, as the reference's ``mainResetGrad.py``.
+
+    A schedule with a per-step curve (warmup, cosine, cyclic; `bsi_keras.schedules.StepCurve`)
+    sets the optimizer's learning rate to a `ScheduledLearningRate` evaluated at every
+    update; callbacks that set the LR themselves (ReduceLROnPlateau) are then refused.
 
     Returns:
         A `keras.callbacks.History` with one entry per epoch of the whole schedule; its
@@ -140,6 +153,8 @@ def fit(
         momentum_correction=momentum_correction,
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=checkpoint_every,
+        step_options=step_options,
+        reset_optimizer=reset_optimizer,
     )
     run.set_validation(validation_data, validation_split)
     return run.run()
@@ -326,6 +341,8 @@ class _ScheduleRun:
         momentum_correction: bool,
         checkpoint_dir: str | Path | None,
         checkpoint_every: int = 1,
+        step_options: StepOptions | None = None,
+        reset_optimizer: bool = False,
     ):
         if model.optimizer is None:
             raise ValueError("compile the model before calling fit")
@@ -346,6 +363,16 @@ class _ScheduleRun:
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
         self.checkpoint_every = checkpoint_every
+        self.step_options = step_options
+        self.reset_optimizer = reset_optimizer
+        self.curve = getattr(schedule, "curve", None)
+        if self.curve is not None and any(
+            isinstance(c, keras.callbacks.ReduceLROnPlateau) for c in self.callbacks
+        ):
+            raise ValueError(
+                "ReduceLROnPlateau cannot change a learning rate that a per-step curve sets "
+                "at every update; drop one of them"
+            )
         self.history = keras.callbacks.History()
         self.state: dict[str, Any] = {
             "next_epoch": 0,
@@ -366,8 +393,17 @@ class _ScheduleRun:
     def run(self) -> keras.callbacks.History:
         """Resume if a checkpoint exists, then train the remaining epochs."""
         self._check_batch_sizes()
-        if self.checkpoint_dir and checkpoint.checkpoint_path(self.checkpoint_dir).is_file():
-            self.state = checkpoint.load(self.checkpoint_dir, self.model)
+        if self.curve is not None:
+            self.model.optimizer.learning_rate = ScheduledLearningRate(
+                self.schedule, self.data.num_examples, self.drop_remainder
+            )
+        with train_step.install(self.model, self.step_options) as step_state:
+            self.step_state = step_state
+            if self.checkpoint_dir and checkpoint.checkpoint_path(self.checkpoint_dir).is_file():
+                self.state = checkpoint.load(self.checkpoint_dir, self.model)
+            return self._train()
+
+    def _train(self) -> keras.callbacks.History:
         outer = keras.callbacks.CallbackList(
             [*self.callbacks, self.history],
             add_progbar=self.verbose != 0,
@@ -431,7 +467,12 @@ class _ScheduleRun:
         if received:
             raise TrainingInterrupted(received[0], epoch)
         setting = self.schedule.at(epoch, self.state["rows"])
+        rows = self.state["rows"]
+        if self.reset_optimizer and rows and rows[-1]["phase"] != setting.phase + 1:
+            reset_state(self.model.optimizer, self.model.trainable_variables)
         lr = self._apply_learning_rate(setting.lr)
+        if self.step_state is not None:
+            self.step_state.begin_epoch(epoch)
         inputs = self.data.epoch(self.state["seed"], epoch, setting.batch_size, self.drop_remainder)
         examples = self.data.num_examples
         if self.drop_remainder:
@@ -482,6 +523,11 @@ class _ScheduleRun:
         A callback such as ReduceLROnPlateau changes the optimizer's LR directly; the ratio
         of the LR found to the LR last set is kept as a multiplier on the schedule's LR.
         """
+        if self.curve is not None:  # the optimizer follows the curve; report its first LR
+            first = np.array(self._cumulative_updates(), dtype="float32")
+            return float(
+                self.schedule.lr_at_updates(first, self.data.num_examples, self.drop_remainder)
+            )
         optimizer = self.model.optimizer
         current = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         last = self.state["last_lr"]

@@ -100,11 +100,51 @@ class Schedule:
     phases: tuple[Phase, ...]
     name: str = "custom"
     params: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    curve: StepCurve | None = None
 
     def __post_init__(self) -> None:
         if not self.phases:
             raise ScheduleError("phases", "a schedule needs at least one phase")
         object.__setattr__(self, "phases", tuple(self.phases))
+
+    def phase_starts(self, num_examples: int, drop_remainder: bool = False) -> list[int]:
+        """The update index at which each phase starts."""
+        starts, total = [], 0
+        for phase in self.phases:
+            starts.append(total)
+            total += phase.epochs * updates_per_epoch(
+                num_examples, phase.batch_size, drop_remainder
+            )
+        return starts
+
+    def lr_at_updates(
+        self, updates: Any, num_examples: int, drop_remainder: bool = False, xp: Any = None
+    ) -> Any:
+        """The learning rate of update(s) ``updates`` (0-based), per-step curve included.
+
+        Args:
+            updates: update indices (an array of ``xp``).
+            num_examples: training set size (it places the phase boundaries in updates).
+            drop_remainder: as in `total_updates`.
+            xp: the array module, numpy (default) or `keras.ops`, so the same formula
+                runs in a dry run and inside a compiled train step.
+
+        Returns:
+            Learning rates with the shape of ``updates``.
+        """
+        import numpy as np
+
+        xp = xp or np
+        starts = self.phase_starts(num_examples, drop_remainder)
+        index = xp.zeros_like(updates, dtype="int32")
+        for start in starts[1:]:
+            index = index + xp.where(updates >= start, 1, 0)
+        lr = xp.take(xp.array([p.lr for p in self.phases], dtype="float32"), index)
+        if self.curve is None:
+            return lr
+        total = self.total_updates(num_examples, drop_remainder)
+        first = updates_per_epoch(num_examples, self.phases[0].batch_size, drop_remainder)
+        return self.curve.apply(lr, updates, total, first, xp)
 
     @property
     def epochs(self) -> int:
@@ -189,16 +229,74 @@ class Schedule:
             "name": self.name,
             "params": dict(self.params),
             "phases": [asdict(p) for p in self.phases],
+            "curve": asdict(self.curve) if self.curve else None,
         }
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Schedule:
         """Rebuild a schedule written by `Schedule.to_config`."""
+        curve = config.get("curve")
         return cls(
             tuple(Phase(**p) for p in config["phases"]),
             name=config.get("name", "custom"),
             params=config.get("params", {}),
+            curve=StepCurve(**curve) if curve else None,
         )
+
+
+CURVE_SHAPES = ("constant", "cosine", "cyclic")
+
+
+@dataclass(frozen=True)
+class StepCurve:
+    """How the learning rate moves from update to update inside the phases.
+
+    The phases give each update a base LR; the curve reshapes it:
+
+    - ``shape="cosine"``: cosine annealing of the base LR to ``min_lr`` over the run
+      (after the warmup);
+    - ``shape="cyclic"``: Smith's triangular cyclic LR between ``min_lr`` and the base LR,
+      ``cycle_epochs`` epochs (of the first phase's length) per half cycle;
+    - ``warmup_epochs``: Goyal et al.'s gradual warmup, a linear ramp per update from
+      ``warmup_start_lr`` to the LR the rest of the curve gives.
+
+    Args:
+        shape: one of `CURVE_SHAPES`.
+        warmup_epochs: epochs of warmup (counted in first-phase updates).
+        warmup_start_lr: the LR of the first update.
+        cycle_epochs: half-cycle length of the cyclic shape, in epochs.
+        min_lr: the lowest LR of the cosine and cyclic shapes.
+    """
+
+    shape: str = "constant"
+    warmup_epochs: float = 0.0
+    warmup_start_lr: float = 0.0
+    cycle_epochs: float = 0.0
+    min_lr: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.shape not in CURVE_SHAPES:
+            raise ScheduleError("lr_curve", f"must be one of {', '.join(CURVE_SHAPES)}")
+        if self.warmup_epochs < 0 or self.warmup_start_lr < 0 or self.min_lr < 0:
+            raise ScheduleError("warmup_epochs", "warmup and minimum LRs must be >= 0")
+        if self.shape == "cyclic" and not self.cycle_epochs > 0:
+            raise ScheduleError("cycle_epochs", "the cyclic LR needs cycle_epochs > 0")
+
+    def apply(self, lr: Any, updates: Any, total: int, per_epoch: int, xp: Any) -> Any:
+        """Reshape the phases' LR ``lr`` at ``updates`` (see the class docstring)."""
+        warmup = self.warmup_epochs * per_epoch
+        t = updates * 1.0
+        if self.shape == "cosine":
+            progress = xp.minimum(xp.maximum(t - warmup, 0.0) / max(total - warmup, 1.0), 1.0)
+            lr = self.min_lr + (lr - self.min_lr) * 0.5 * (1.0 + xp.cos(math.pi * progress))
+        elif self.shape == "cyclic":
+            half = self.cycle_epochs * per_epoch
+            position = xp.abs(t / half - 2.0 * xp.floor(t / (2.0 * half)) - 1.0)
+            lr = self.min_lr + (lr - self.min_lr) * xp.maximum(0.0, 1.0 - position)
+        if warmup > 0:
+            ramp = self.warmup_start_lr + (lr - self.warmup_start_lr) * t / warmup
+            lr = xp.where(t < warmup, ramp, lr)
+        return lr
 
 
 @dataclass(frozen=True)
@@ -306,6 +404,7 @@ def increase_bs(
     factor: float = 5,
     max_batch_size: int | None = None,
     cap: str = "clamp",
+    double_end_factor: bool = False,
 ) -> Schedule:
     """Multiply the batch size by ``factor`` at each milestone; the LR stays.
 
@@ -317,14 +416,163 @@ def increase_bs(
             as the reference PyTorch study does; ``"decay_lr"`` puts the rest of the factor
             into an LR decay, so the noise scale ``lr * N / B`` keeps following `decay_lr`
             exactly (Smith et al.'s advice for hardware limits).
+        double_end_factor: the last milestone multiplies by ``2 * factor`` (the reference's
+            ``--doubleEndFactor``, e.g. 2048 -> 4096 -> 8192 -> 32768 with factor 2).
 
     >>> [p.batch_size for p in increase_bs(8, 128, 0.1, [2, 4, 6], 5, max_batch_size=5000).phases]
     [128, 640, 3200, 5000]
+    >>> [p.batch_size for p in increase_bs(8, 2048, 0.25, [2, 4, 6], 2,
+    ...                                    double_end_factor=True).phases]
+    [2048, 4096, 8192, 32768]
     """
     steps = [(factor, 1.0)] * len(milestones)
-    return stepped(
+    if double_end_factor and steps:
+        steps[-1] = (2 * factor, 1.0)
+    schedule = stepped(
         epochs, batch_size, lr, milestones, steps, max_batch_size, cap, "increase_bs", factor
     )
+    return (
+        _with_params(schedule, double_end_factor=double_end_factor)
+        if double_end_factor
+        else (schedule)
+    )
+
+
+def mixed_bsi(
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    milestones: Sequence[int],
+    factor1: float = 4,
+    factor2: float = 4,
+    factor3: float = 50,
+    max_batch_size: int | None = None,
+    cap: str = "clamp",
+) -> Schedule:
+    """The reference study's mixed schedule: LR / factor1, then batch x factor2, x factor3.
+
+    Its final run (``mixedSchedule/C10W164SGD``): factors 4, 4, 50 turn LR 0.1 into 0.025 at
+    epoch 60 and batch 128 into 512 at 120 and 25,600 at 160. (The reference's default
+    ``--factor1 0.25`` multiplied the LR by 4; ``factor1`` here is a divisor, default 4.)
+
+    >>> s = mixed_bsi(200, 128, 0.1, [60, 120, 160], max_batch_size=50_000)
+    >>> [(p.batch_size, p.lr) for p in s.phases]
+    [(128, 0.1), (128, 0.025), (512, 0.025), (25600, 0.025)]
+    """
+    if len(milestones) != 3:
+        raise ScheduleError("milestones", f"mixed_bsi needs exactly 3 milestones, got {milestones}")
+    steps = [(1.0, factor1), (factor2, 1.0), (factor3, 1.0)]
+    schedule = stepped(epochs, batch_size, lr, milestones, steps, max_batch_size, cap, "mixed_bsi")
+    return _with_params(schedule, factor1=factor1, factor2=factor2, factor3=factor3)
+
+
+def fast_bsi(
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    max_batch_size: int,
+    start_epoch: int = 5,
+    growth: float = 2,
+    lr_growth: float = 1.3,
+    milestones: Sequence[int] = (60, 120, 160),
+    lr_divisor: float = 2,
+    instant: bool = False,
+) -> Schedule:
+    """The reference study's fast BSI: from ``start_epoch`` grow the batch every epoch.
+
+    Every epoch from ``start_epoch`` (0-based; the reference's epoch 6) the batch is
+    multiplied by ``growth`` and the LR by ``lr_growth`` until the batch reaches
+    ``max_batch_size``; ``instant`` jumps to that end point at once. Independently, the LR
+    is divided by ``lr_divisor`` at each milestone. From 128 at LR 0.05 with a cap of 8192,
+    the end point is batch 8192 at LR 0.05 * 1.3**6 = 0.2413, as the reference's
+    ``--instant`` hard-codes.
+
+    >>> s = fast_bsi(10, 128, 0.05, max_batch_size=1024, start_epoch=2, milestones=[8])
+    >>> [(e.batch_size, round(e.lr, 5)) for e in s.settings()][:6]
+    [(128, 0.05), (128, 0.05), (256, 0.065), (512, 0.0845), (1024, 0.10985), (1024, 0.10985)]
+    """
+    _check_positive_int("max_batch_size", max_batch_size)
+    if max_batch_size < batch_size:
+        raise ScheduleError("max_batch_size", "is smaller than the initial batch size")
+    if not growth > 1:
+        raise ScheduleError("factor", f"growth must be > 1, got {growth}")
+    _check_milestones(milestones, epochs)
+    doublings = math.ceil(math.log(max_batch_size / batch_size, growth) - 1e-9)
+    per_epoch = []
+    for epoch in range(epochs):
+        grown = min(doublings, epoch - start_epoch + 1) if epoch >= start_epoch else 0
+        if instant and epoch >= start_epoch:
+            grown = doublings
+        decays = sum(1 for m in milestones if epoch >= m)
+        batch = min(max_batch_size, round(batch_size * growth**grown))
+        per_epoch.append((batch, lr * lr_growth**grown / lr_divisor**decays))
+    schedule = FunctionSchedule(lambda e: per_epoch[e], epochs, "fast_bsi").to_schedule()
+    params = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "max_batch_size": max_batch_size,
+        "start_epoch": start_epoch,
+        "growth": growth,
+        "lr_growth": lr_growth,
+        "milestones": list(milestones),
+        "lr_divisor": lr_divisor,
+        "instant": instant,
+    }
+    return Schedule(schedule.phases, "instant_bsi" if instant else "fast_bsi", params)
+
+
+SCALING_RULES = ("none", "linear", "sqrt")
+
+
+def scale_lr(schedule: Schedule, rule: str, reference_batch: int = 256) -> Schedule:
+    """Scale every phase's LR with its batch size: Goyal's linear or Hoffer's sqrt rule.
+
+    ``linear``: ``lr * B / reference_batch``; ``sqrt``: ``lr * sqrt(B / reference_batch)``.
+
+    >>> [p.lr for p in scale_lr(constant(2, 1024, 0.1), "linear").phases]
+    [0.4]
+    """
+    if rule not in SCALING_RULES:
+        raise ScheduleError("scale_lr", f"must be one of {', '.join(SCALING_RULES)}")
+    _check_positive_int("reference_batch", reference_batch)
+    if rule == "none":
+        return schedule
+    power = 1.0 if rule == "linear" else 0.5
+    phases = tuple(
+        Phase(p.epochs, p.batch_size, p.lr * (p.batch_size / reference_batch) ** power)
+        for p in schedule.phases
+    )
+    params = {**schedule.params, "scale_lr": rule, "reference_batch": reference_batch}
+    return Schedule(phases, schedule.name, params, schedule.curve)
+
+
+def stretch_epochs(schedule: Schedule, reference_batch: int) -> Schedule:
+    """Hoffer et al.'s regime adaptation: train longer so the update count matches.
+
+    Each phase's epochs are multiplied by ``ceil(B / reference_batch)``, so a phase at a
+    large batch takes as many updates as it would at the reference batch size.
+
+    >>> [p.epochs for p in stretch_epochs(increase_bs(4, 128, 0.1, [2], 2), 128).phases]
+    [2, 4]
+    """
+    _check_positive_int("reference_batch", reference_batch)
+    phases = tuple(
+        Phase(p.epochs * math.ceil(p.batch_size / reference_batch), p.batch_size, p.lr)
+        for p in schedule.phases
+    )
+    params = {**schedule.params, "regime_adaptation": reference_batch}
+    return Schedule(phases, schedule.name, params, schedule.curve)
+
+
+def with_curve(schedule: Schedule, curve: StepCurve | None) -> Schedule:
+    """The same phases with a per-step LR curve (warmup, cosine, cyclic).
+
+    >>> s = with_curve(constant(10, 100, 0.1), StepCurve(shape="cosine"))
+    >>> [round(float(s.lr_at_updates(t, 1000)), 4) for t in (0, 50, 100)]
+    [0.1, 0.05, 0.0]
+    """
+    return Schedule(schedule.phases, schedule.name, schedule.params, curve)
 
 
 def hybrid(

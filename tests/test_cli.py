@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bsi_keras import run
+from bsi_keras import cli, run
 from bsi_keras.run_folder import read_log
 
 TINY = ["--dataset", "mnist_sample", "--num_train", "400", "--num_test", "100", "--verbose", "0"]
@@ -163,8 +163,8 @@ def test_schedule_all_writes_three_runs_and_the_comparison(tmp_path):
 
 
 def test_flag_table_lists_every_flag():
-    table = run.flag_table()
-    for action in run.build_parser()._actions:
+    table = cli.flag_table()
+    for action in cli.build_parser()._actions:
         for flag in action.option_strings:
             if flag not in ("-h", "--help"):
                 assert f"`{flag}`" in table

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bsi_keras import run
+from bsi_keras import cli, run
 from bsi_keras.models import available_models
 
 WEIRD = st.sampled_from(["", "abc", "1e3", "-0", "nan", "inf", "-inf", "0x10", "1,2", "∞"])
@@ -34,7 +34,7 @@ FLAG_VALUES = {
     "--max": INTS,
     "--cap": choice_or_junk(["clamp", "decay_lr"]),
     "--grow_steps": INTS,
-    "--schedule": choice_or_junk([*run.SCHEDULES, "all"]),
+    "--schedule": choice_or_junk([*cli.SCHEDULES, "all"]),
     "--phases": phase_spec(),
     "--model": choice_or_junk(available_models()),
     "--dataset": choice_or_junk(["mnist_sample", "synthetic", "fashion_mnist", "cifar10"]),
@@ -99,7 +99,7 @@ SMALL = {
     "--model": st.sampled_from(["mnist_cnn", "f1", "mnist_f1", "nonsense"]),
     "--optimizer": st.sampled_from(["sgd", "adam", "nesterov"]),
     "--momentum": st.sampled_from([0.0, 0.5, 1.0]),
-    "--schedule": st.sampled_from([*run.SCHEDULES, "all"]),
+    "--schedule": st.sampled_from([*cli.SCHEDULES, "all"]),
     "--num_test": st.integers(-1, 60),
 }
 counter = itertools.count()

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from bsi_keras import run
+from bsi_keras import cli
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -24,4 +24,4 @@ def test_keras_user_example_runs_as_written():
 
 
 def test_flag_table_is_current():
-    assert run.flag_table() in README, "regenerate the README's flag table from run.flag_table()"
+    assert cli.flag_table() in README, "regenerate the README's flag table: cli.flag_table()"

@@ -27,9 +27,10 @@ def get_optimizer(
     """Build an optimizer by name.
 
     Args:
-        name: one of `OPTIMIZERS`: ``sgd`` (with ``momentum``, default 0: plain SGD, as
-            PyTorch's ``SGD``), ``momentum`` (heavy ball, default momentum 0.9),
-            ``nesterov`` (default 0.9), ``adam``, ``nadam``, ``adagrad``, ``adadelta``,
+        name: one of `OPTIMIZERS`: ``sgd`` (with ``momentum``, default 0: plain SGD),
+            ``momentum`` (heavy ball, default momentum 0.9), ``nesterov`` (default 0.9) --
+            these three are `SGD` below, in PyTorch's convention as the reference studies
+            use it -- and Keras's ``adam``, ``nadam``, ``adagrad``, ``adadelta``,
             ``rmsprop``.
         lr: the initial learning rate (the schedule driver sets it per phase).
         momentum: momentum of the SGD family (None: the name's default); the others
@@ -45,7 +46,7 @@ def get_optimizer(
     common = {"learning_rate": lr, "global_clipnorm": clip_norm, **options}
     if name in ("sgd", "momentum", "nesterov"):
         default = 0.0 if name == "sgd" else 0.9
-        return keras.optimizers.SGD(
+        return SGD(
             momentum=default if momentum is None else momentum,
             nesterov=name == "nesterov",
             **common,
@@ -62,11 +63,96 @@ def get_optimizer(
     return classes[name](**common)
 
 
+@keras.saving.register_keras_serializable(package="bsi_keras")
+class SGD(keras.optimizers.Optimizer):
+    """SGD with momentum in PyTorch's convention: the learning rate stays out of the buffer.
+
+    ``buf = momentum * buf + g``; ``w -= lr * buf`` (Nesterov: ``w -= lr * (g + momentum *
+    buf)``). Keras's own SGD keeps the LR inside its velocity, so after an LR change its old
+    velocity still moves at the old rate; Goyal et al. correct that by rescaling the velocity
+    by ``lr_new / lr_old``. In this convention the correction is built in, for LR changes
+    between phases and between steps alike, and the steps are those of the reference
+    PyTorch studies.
+
+    Args:
+        learning_rate: a float or a `keras.optimizers.schedules.LearningRateSchedule`.
+        momentum: the momentum coefficient (0: plain SGD).
+        nesterov: Nesterov's momentum.
+        **kwargs: base optimizer arguments (``global_clipnorm``, ``name``, ...).
+
+    Example:
+
+    >>> import numpy as np
+    >>> w = keras.Variable(np.array([1.0], "float32"))
+    >>> opt = SGD(0.1, momentum=0.9)
+    >>> for _ in range(2):
+    ...     opt.apply([keras.ops.ones((1,))], [w])
+    >>> round(float(w.numpy()[0]), 4)  # 1 - 0.1 * 1 - 0.1 * (0.9 + 1)
+    0.71
+    """
+
+    def __init__(
+        self,
+        learning_rate: Any = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        name: str = "sgd",
+        **kwargs: Any,
+    ):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self.momentum = float(momentum)
+        self.nesterov = nesterov
+
+    def build(self, variables: list[keras.Variable]) -> None:
+        if self.built:
+            return
+        super().build(variables)
+        self.buffers = (
+            self.add_optimizer_variables(variables, "momentum_buffer") if self.momentum else []
+        )
+
+    def update_step(self, gradient: Any, variable: keras.Variable, learning_rate: Any) -> None:
+        learning_rate = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        step = gradient
+        if self.momentum:
+            buffer = self.buffers[self._get_variable_index(variable)]
+            momentum = ops.cast(self.momentum, variable.dtype)
+            self.assign(buffer, ops.add(ops.multiply(buffer, momentum), gradient))
+            step = ops.add(gradient, ops.multiply(buffer, momentum)) if self.nesterov else buffer
+        self.assign_sub(variable, ops.multiply(step, learning_rate))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
 def momentum_of(optimizer: keras.optimizers.Optimizer) -> float:
     """The momentum coefficient that enters Smith et al.'s noise scale (0 if none)."""
-    if isinstance(optimizer, keras.optimizers.SGD):
+    if isinstance(optimizer, (keras.optimizers.SGD, SGD)):
         return float(optimizer.momentum)
     return 0.0
+
+
+def reset_state(optimizer: keras.optimizers.Optimizer, variables: list[keras.Variable]) -> None:
+    """Give ``optimizer`` the state of a fresh copy (momentum buffers, accumulators).
+
+    The update count and the learning rate are kept. This is the reference study's
+    ``mainResetGrad.py``, which re-creates the optimizer at every schedule step.
+
+    Args:
+        optimizer: a built optimizer.
+        variables: the model's trainable variables it was built for.
+    """
+    fresh = optimizer.__class__.from_config(optimizer.get_config())
+    fresh.build(variables)
+    keep = {id(optimizer.iterations)}
+    if isinstance(optimizer.learning_rate, keras.Variable):
+        keep.add(id(optimizer.learning_rate))
+    for ours, new in zip(optimizer.variables, fresh.variables):
+        if id(ours) not in keep:
+            ours.assign(new)
 
 
 def set_learning_rate(

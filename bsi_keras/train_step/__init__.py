@@ -1,0 +1,62 @@
+"""The train step: the only backend-specific room of the package.
+
+Keras's default train step does one forward and backward pass per batch. Gradient
+accumulation over micro-batches and loss dropout need more; `install` gives a model a
+train step that does them, written once in `keras.ops` (`core`), with a thin adapter per
+backend: `stateful` for TensorFlow and PyTorch, `jax` for JAX's pure functions. Gradients
+come from `autodiff`, the one place that calls a backend directly.
+
+Example:
+
+>>> import keras
+>>> from bsi_keras import models
+>>> model = models.get_model("mnist_cnn")
+>>> model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+>>> with install(model, StepOptions(max_physical_batch=32)) as state:
+...     "train_step" in vars(model)
+True
+>>> "train_step" in vars(model)
+False
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import keras
+
+from bsi_keras.train_step.core import LossDropout, StepOptions
+from bsi_keras.train_step.state import StepState
+
+__all__ = ["LossDropout", "StepOptions", "StepState", "install"]
+
+
+@contextmanager
+def install(model: keras.Model, options: StepOptions | None) -> Iterator[StepState | None]:
+    """Give ``model`` the train step ``options`` ask for, for the duration of the block.
+
+    Args:
+        model: a compiled model.
+        options: the step options; None (or options Keras's own step satisfies) installs
+            nothing.
+
+    Yields:
+        The `StepState` to update at every epoch, or None when nothing was installed.
+    """
+    if options is None or not options.needs_custom_step():
+        yield None
+        return
+    state = StepState(model.optimizer, model.trainable_variables, options)
+    if keras.backend.backend() == "jax":
+        from bsi_keras.train_step.jax import make_train_step
+    else:
+        from bsi_keras.train_step.stateful import make_train_step
+    model.train_step = types.MethodType(make_train_step(options, state), model)
+    model.train_function = None  # the next fit traces the new step
+    try:
+        yield state
+    finally:
+        del model.train_step
+        model.train_function = None

@@ -1,0 +1,188 @@
+"""The train step's arithmetic, written once in `keras.ops` for every backend.
+
+`compute_gradients` turns one logical batch into a gradient: in one pass, or split into
+micro-batches whose gradients are averaged (gradient accumulation, so a logical batch of
+50,000 fits in memory; each micro-batch runs the model with its own ghost-batch-norm
+statistics, as the reference study's chunks do). `skip_update` is the loss-dropout rule.
+The backend adapters (`stateful`, `jax`) only move values in and out of variables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+from keras import ops
+
+from bsi_keras.train_step.autodiff import stateless_loss, value_and_grad
+
+LOSS_DROPOUT_RULES = ("lower", "higher")
+
+
+@dataclass(frozen=True)
+class LossDropout:
+    """Skip the parameter update depending on the batch's loss (the reference experiment).
+
+    The reference study skips the update whenever a batch's mean loss is lower than the
+    previous batch's, during epochs 3 to 119 (1-based, its ``2 < epoch < 120``). The loss of
+    every batch, skipped or not, becomes the "previous" one.
+
+    Args:
+        first_epoch: first 1-based epoch of the window (inclusive).
+        last_epoch: last 1-based epoch of the window (inclusive).
+        rule: ``"lower"`` skips when the loss went down (the reference), ``"higher"`` when
+            it went up.
+    """
+
+    first_epoch: int = 3
+    last_epoch: int = 119
+    rule: str = "lower"
+
+    def __post_init__(self) -> None:
+        if self.rule not in LOSS_DROPOUT_RULES:
+            raise ValueError(f"rule must be one of {', '.join(LOSS_DROPOUT_RULES)}")
+        if not 1 <= self.first_epoch <= self.last_epoch:
+            raise ValueError("the loss-dropout window needs 1 <= first_epoch <= last_epoch")
+
+    def active(self, epoch: int) -> bool:
+        """Whether 0-based ``epoch`` lies in the window."""
+        return self.first_epoch <= epoch + 1 <= self.last_epoch
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """What the train step does beyond Keras's own.
+
+    Args:
+        max_physical_batch: the largest batch run through the model at once; a larger
+            logical batch is split into micro-batches of this size (the last one smaller)
+            whose gradients are averaged into one update.
+        loss_dropout: the loss-dropout rule, or None.
+    """
+
+    max_physical_batch: int | None = None
+    loss_dropout: LossDropout | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_physical_batch is not None and self.max_physical_batch < 1:
+            raise ValueError(f"max_physical_batch must be >= 1, got {self.max_physical_batch}")
+
+    def needs_custom_step(self) -> bool:
+        """Whether Keras's default train step would not do."""
+        return self.max_physical_batch is not None or self.loss_dropout is not None
+
+
+@dataclass
+class StepGradients:
+    """What one logical batch gives: mean loss, averaged gradients, new BN statistics."""
+
+    loss: Any
+    grads: list[Any]
+    non_trainable: list[Any]
+    y_pred: Any
+
+
+def compute_gradients(
+    model: keras.Model,
+    options: StepOptions,
+    trainable: list[Any],
+    non_trainable: list[Any],
+    x: Any,
+    y: Any,
+    sample_weight: Any,
+    scale_loss: Callable[[Any], Any],
+) -> StepGradients:
+    """The gradient of the batch's mean loss at the given weight values.
+
+    Args:
+        model: the compiled model.
+        options: the step options (``max_physical_batch`` splits the batch).
+        trainable, non_trainable: the model's variable values.
+        x, y, sample_weight: the logical batch.
+        scale_loss: the optimizer's loss scaling (mixed precision), applied before the
+            gradient is taken.
+
+    Returns:
+        The `StepGradients`; the loss is the unscaled mean over the whole batch.
+    """
+    grad_fn = value_and_grad(_loss_fn(model, scale_loss))
+    micro = options.max_physical_batch
+    batch = ops.shape(keras.tree.flatten(x)[0])[0]
+    if micro is None or (isinstance(batch, int) and batch <= micro):
+        (_, (loss, y_pred, non_trainable)), grads = grad_fn(
+            trainable, non_trainable, x, y, sample_weight
+        )
+        return StepGradients(loss, grads, non_trainable, y_pred)
+    return _accumulate(model, grad_fn, micro, batch, trainable, non_trainable, x, y, sample_weight)
+
+
+def skip_update(loss: Any, previous: Any, active: Any, rule: str) -> Any:
+    """The loss-dropout decision: skip when the loss moved the ruled way, inside the window.
+
+    A NaN ``previous`` (no batch yet) never skips.
+    """
+    moved = ops.less(loss, previous) if rule == "lower" else ops.greater(loss, previous)
+    return ops.logical_and(ops.greater(active, 0.5), moved)
+
+
+def _loss_fn(model: keras.Model, scale_loss: Callable[[Any], Any]) -> Callable[..., Any]:
+    def loss_fn(trainable, non_trainable, x, y, sample_weight):
+        loss, (y_pred, non_trainable) = stateless_loss(
+            model, trainable, non_trainable, x, y, sample_weight, training=True
+        )
+        return scale_loss(loss), (loss, y_pred, non_trainable)
+
+    return loss_fn
+
+
+def _accumulate(
+    model: keras.Model,
+    grad_fn: Callable[..., Any],
+    micro: int,
+    batch: Any,
+    trainable: list[Any],
+    non_trainable: list[Any],
+    x: Any,
+    y: Any,
+    sample_weight: Any,
+) -> StepGradients:
+    """Micro-batches of ``micro`` examples (the last one smaller), size-weighted mean."""
+    full = batch // micro
+    rest = batch - full * micro
+
+    def run(carry, start, size):
+        grad_sum, non_trainable, loss_sum, y_pred = carry
+        part = _slice((x, y, sample_weight), start, size)
+        (_, (loss, part_pred, non_trainable)), grads = grad_fn(trainable, non_trainable, *part)
+        weight = ops.cast(size, "float32")
+        grad_sum = [total + weight * g for total, g in zip(grad_sum, grads)]
+        y_pred = ops.slice_update(y_pred, [start] + [0] * (len(y_pred.shape) - 1), part_pred)
+        return grad_sum, non_trainable, loss_sum + weight * loss, y_pred
+
+    output_shape = tuple(model.output_shape[1:]) if model.output_shape else ()
+    carry = (
+        [ops.zeros_like(v) for v in trainable],
+        list(non_trainable),
+        ops.zeros((), "float32"),
+        ops.zeros((batch, *output_shape), "float32"),
+    )
+    carry = ops.fori_loop(0, full, lambda i, c: run(c, i * micro, micro), carry)
+    if isinstance(rest, int):  # static shapes (JAX, PyTorch, and TensorFlow when known)
+        if rest:
+            carry = run(carry, full * micro, rest)
+    else:  # TensorFlow traced with an unknown batch size
+        carry = ops.cond(rest > 0, lambda: run(carry, full * micro, rest), lambda: carry)
+    grad_sum, non_trainable, loss_sum, y_pred = carry
+    total = ops.cast(batch, "float32")
+    return StepGradients(loss_sum / total, [g / total for g in grad_sum], non_trainable, y_pred)
+
+
+def _slice(structure: Any, start: Any, size: Any) -> Any:
+    def cut(a: Any) -> Any:
+        if a is None:
+            return None
+        return ops.slice(a, [start] + [0] * (len(a.shape) - 1), [size, *a.shape[1:]])
+
+    return keras.tree.map_structure(cut, structure, none_is_leaf=True)

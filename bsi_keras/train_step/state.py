@@ -1,0 +1,51 @@
+"""State a custom train step keeps between steps, held as optimizer variables.
+
+Keras threads optimizer variables through every backend's train step (as state on JAX)
+and saves them in checkpoints, so state kept there survives compilation, JAX's pure
+functions and a resume alike.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+
+from bsi_keras.train_step.core import StepOptions
+
+
+class StepState:
+    """The loss-dropout memory: the previous batch's loss and whether the window is open.
+
+    Args:
+        optimizer: the model's optimizer (built here if needed).
+        variables: the model's trainable variables.
+        options: the step options.
+    """
+
+    def __init__(
+        self,
+        optimizer: keras.optimizers.Optimizer,
+        variables: list[keras.Variable],
+        options: StepOptions,
+    ):
+        self.options = options
+        self.previous_loss = self.active = None
+        if options.loss_dropout is None:
+            return
+        if not optimizer.built:
+            optimizer.build(variables)
+        self.previous_loss = optimizer.add_variable(
+            (), initializer=keras.initializers.Constant(math.nan), name="loss_dropout_previous"
+        )
+        self.active = optimizer.add_variable((), name="loss_dropout_active")
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Open or close the loss-dropout window for 0-based ``epoch``."""
+        if self.active is not None:
+            self.active.assign(1.0 if self.options.loss_dropout.active(epoch) else 0.0)
+
+    @staticmethod
+    def index(optimizer: keras.optimizers.Optimizer, variable: keras.Variable) -> int:
+        """Position of ``variable`` among the optimizer's variables (JAX's state list)."""
+        return next(i for i, v in enumerate(optimizer.variables) if v is variable)
