@@ -151,9 +151,11 @@ class GhostBatchNormalization(keras.layers.Layer):
         full = (batch // size) * size
         out_full, mean_full, var_full = self._normalize_groups(x[:full], -1)
         out_rest, mean_rest, var_rest = self._normalize_groups(x[full:], 1)
-        # While tracing with an unknown batch size the remainder may be empty; its
+        # While tracing with an unknown batch size either part may be empty; its
         # statistics are then NaN and carry zero weight.
-        has_rest = batch > full
+        has_full, has_rest = full > 0, batch > full
+        mean_full = ops.where(has_full, mean_full, 0.0)
+        var_full = ops.where(has_full, var_full, 0.0)
         mean_rest = ops.where(has_rest, mean_rest, 0.0)
         var_rest = ops.where(has_rest, var_rest, 0.0)
         weight_full = ops.cast(full, "float32") / ops.cast(batch, "float32")

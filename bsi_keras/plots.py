@@ -133,6 +133,56 @@ def comparison_figure(
     return path
 
 
+def plot_error_vs_batch_size(runs: Sequence[Run], ax: plt.Axes) -> None:
+    """Final test error against the run's initial batch size, one line per schedule."""
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for run in runs:
+        batch = run.column("batch_size")[0]
+        error = 100 * (1 - run.column("val_accuracy")[-1])
+        groups.setdefault(run.label, []).append((batch, error))
+    for label, points in sorted(groups.items()):
+        points.sort()
+        ax.plot(*zip(*points), marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("initial batch size")
+    ax.set_ylabel("final test error (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
+def sweep_figure(
+    folders: Sequence[str | os.PathLike], path: str | os.PathLike, title: str | None = None
+) -> Path:
+    """A sweep's two panels: final test error against batch size, and against updates.
+
+    Args:
+        folders: the sweep's run folders.
+        path: where to write the PNG.
+        title: the figure title.
+
+    Returns:
+        The PNG's path.
+    """
+    runs = [load_run(f) for f in folders]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    plot_error_vs_batch_size(runs, left)
+    for run in runs:
+        right.plot(
+            run.column("updates"), 100 * (1 - run.column("val_accuracy")), label=run.path.name
+        )
+    right.set_xscale("log")
+    right.set_xlabel("parameter updates")
+    right.set_ylabel("test error (%)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize="small", ncol=2)
+    fig.suptitle(title or "sweep")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _default_title(run: Run) -> str:
     dataset = run.config.get("dataset", {}).get("name", "?")
     args = run.config.get("args", {})

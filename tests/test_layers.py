@@ -114,12 +114,14 @@ def test_varying_batch_sizes_in_fit_match_numpy():
     )
     model.compile(optimizer="sgd", loss="mse")
     rng = np.random.default_rng(5)
-    for batch in (8, 6, 12, 7):
+    for batch in (8, 6, 12, 7, 3):
         x = rng.normal(0, 1, (batch, 3)).astype("float32")
         expected = np.concatenate([normalize(x[i : i + 4]) for i in range(0, batch, 4)])
         model.train_on_batch(x, expected)  # warms up the traced function for this shape
         out = numpy(model(x, training=True))
         np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5, err_msg=f"batch {batch}")
+    statistics = model.layers[0].non_trainable_variables
+    assert all(np.all(np.isfinite(numpy(v))) for v in statistics)
 
 
 def test_save_and_load(tmp_path):

@@ -1,0 +1,245 @@
+"""Sweeps: named recipes that run a grid of runs, each into its own run folder.
+
+``python -m bsi_keras.sweep RECIPE`` runs every run of the recipe that has not finished
+(a finished run is skipped, an interrupted one resumed from its checkpoint, so a sweep can
+be stopped and started again), then writes ``summary.csv``, ``summary.md`` and the figures
+(final test error against batch size, test error against parameter updates). Each run is a
+command line of `bsi_keras.run`; ``--epochs`` and ``--dataset`` shorten any recipe
+(milestones shrink in proportion), and arguments after ``--`` go to every run.
+
+Example:
+
+>>> [name for name, _ in RECIPES["smith"]()]
+['decay_lr', 'hybrid', 'increase_bs']
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+Run = tuple[str, list[str]]
+CIFAR = ["--dataset", "cifar10"]
+
+
+def _fixed_lr() -> list[Run]:
+    return [
+        (f"steady_{b}", [*CIFAR, "--steady", "--batch_size", str(b), "--lr", "0.1"])
+        for b in (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+    ]
+
+
+TUNED = (
+    (128, 0.05),
+    (256, 0.09),
+    (512, 0.125),
+    (1024, 0.155),
+    (2048, 0.25),
+    (4096, 0.5),
+    (8192, 0.65),
+    (16384, 1.25),
+    (32768, 2.75),
+    (50000, 3.0),
+)
+
+
+def _fixed_tuned() -> list[Run]:
+    return [
+        (f"lrd_{b}", [*CIFAR, "--LRD", "--factor", "2", "--batch_size", str(b), "--lr", str(lr)])
+        for b, lr in TUNED
+    ]
+
+
+def _bsi_from_large() -> list[Run]:
+    runs = []
+    for b, lr in TUNED[1:7]:
+        common = [*CIFAR, "--factor", "2", "--batch_size", str(b), "--lr", str(lr)]
+        runs += [
+            (f"bsi_{b}", [*common, "--schedule", "increase_bs"]),
+            (f"lrd_{b}", [*common, "--LRD"]),
+        ]
+    return runs
+
+
+def _smith() -> list[Run]:
+    return [
+        (name, [*CIFAR, "--schedule", name, "--batch_size", "128", "--lr", "0.1"])
+        for name in ("decay_lr", "hybrid", "increase_bs")
+    ]
+
+
+def _loss_dropout() -> list[Run]:
+    # The reference's hard-coded schedule: LR/2 at 60; batch 16384 at LR 0.035 from 120;
+    # batch 32768 from 160.
+    phases = ["--phases", "60x128@0.05,60x128@0.025,40x16384@0.035,40x32768@0.035"]
+    return [("loss_dropout", [*CIFAR, *phases, "--loss_dropout"]), ("baseline", [*CIFAR, *phases])]
+
+
+def _mobilenet() -> list[Run]:
+    common = [
+        *CIFAR,
+        "--model",
+        "mobilenet_v2",
+        "--steady",
+        "--scale_lr",
+        "linear",
+        "--lr",
+        "0.1",
+        "--reference_batch",
+        "256",
+        "--warmup_epochs",
+        "5",
+        "--lr_curve",
+        "cosine",
+        "--weight_decay",
+        "1e-4",
+    ]
+    return [
+        (f"mobilenet_{b}", [*common, "--batch_size", str(b)]) for b in (32, 64, 128, 256, 512, 1024)
+    ]
+
+
+RECIPES: dict[str, Callable[[], list[Run]]] = {
+    "fixed_lr": _fixed_lr,
+    "fixed_tuned": _fixed_tuned,
+    "bsi_from_large": _bsi_from_large,
+    "smith": _smith,
+    "loss_dropout": _loss_dropout,
+    "mobilenet": _mobilenet,
+}
+
+
+def register_recipe(name: str, recipe: Callable[[], list[Run]]) -> None:
+    """Add a recipe (a function returning ``(run name, command line)`` pairs)."""
+    if name in RECIPES:
+        raise ValueError(f"a recipe named {name!r} exists")
+    RECIPES[name] = recipe
+
+
+def shortened(argv: list[str], epochs: int | None, dataset: str | None) -> list[str]:
+    """A run's command line with ``--epochs`` / ``--dataset`` overridden.
+
+    Milestones (given, or the reference's 60/120/160 of 200 epochs) shrink in proportion;
+    explicit ``--phases`` shrink their epochs in proportion too.
+
+    >>> shortened(["--dataset", "cifar10", "--LRD"], epochs=10, dataset="synthetic_cifar")
+    ['--dataset', 'synthetic_cifar', '--LRD', '--epochs', '10', '--milestones', '3', '6', '8']
+    """
+    argv = list(argv)
+    if dataset:
+        argv[argv.index("--dataset") + 1] = dataset
+    if not epochs:
+        return argv
+    if "--phases" in argv:
+        i = argv.index("--phases") + 1
+        argv[i] = _shrink_phases(argv[i], epochs)
+        return argv
+    milestones = sorted({min(max(round(f * epochs), 1), epochs - 1) for f in (0.3, 0.6, 0.8)})
+    return [*argv, "--epochs", str(epochs), "--milestones", *map(str, milestones)]
+
+
+def _shrink_phases(spec: str, epochs: int) -> str:
+    from bsi_keras.schedules import from_phases
+
+    phases = from_phases(spec).phases
+    total = sum(p.epochs for p in phases)
+    return ",".join(
+        f"{max(1, round(p.epochs * epochs / total))}x{p.batch_size}@{p.lr:g}" for p in phases
+    )
+
+
+def run_sweep(
+    recipe: str,
+    root: str | Path,
+    epochs: int | None = None,
+    dataset: str | None = None,
+    extra: Sequence[str] = (),
+    only: Sequence[str] = (),
+) -> list[Path]:
+    """Run (or finish) every run of ``recipe`` under ``root / recipe``; write the summary.
+
+    Returns:
+        The run folders of the runs that finished.
+    """
+    from bsi_keras import run
+
+    folder = Path(root) / recipe
+    finished = []
+    for name, argv in RECIPES[recipe]():
+        if only and name not in only:
+            continue
+        run_folder = folder / name
+        status = _status(run_folder)
+        if status == "finished":
+            print(f"{name}: finished before, skipped")
+        else:
+            command = (
+                ["--resume", str(run_folder)]
+                if status is not None
+                else [*shortened(argv, epochs, dataset), *extra, "--filename", str(run_folder)]
+            )
+            print(f"{name}: {'resuming' if status else 'starting'}")
+            code = run.main(command)
+            _clear_session()
+            if code != 0:
+                print(f"{name}: ended with exit code {code}")
+                continue
+        finished.append(run_folder)
+    if finished:
+        write_summary(finished, folder)
+    return finished
+
+
+def write_summary(folders: Sequence[Path], out: Path) -> None:
+    """``summary.csv``, ``summary.md`` and the two sweep figures."""
+    from bsi_keras import plots, report
+
+    (out / "summary.csv").write_text(report.summary_table(folders, fmt="csv"))
+    (out / "summary.md").write_text(report.summary_table(folders))
+    plots.sweep_figure(folders, out / "sweep.png", title=out.name)
+    print(report.summary_table(folders), end="")
+    print(f"summary and figure in {out}")
+
+
+def _status(folder: Path) -> str | None:
+    """None if the run never started, else its summary status ("started" if none yet)."""
+    if not (folder / "config.json").exists():
+        return None
+    summary = folder / "summary.json"
+    return json.loads(summary.read_text())["status"] if summary.exists() else "started"
+
+
+def _clear_session() -> None:
+    import keras
+
+    keras.backend.clear_session()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bsi_keras.sweep RECIPE [--epochs N] [--dataset D] [-- run flags]``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(prog="python -m bsi_keras.sweep", description=__doc__)
+    parser.add_argument("recipe", choices=sorted(RECIPES))
+    parser.add_argument("--root", default="runs/sweeps", help="folder of the sweep folders")
+    parser.add_argument("--epochs", type=int, default=None, help="shorten every run")
+    parser.add_argument("--dataset", default=None, help="run on another dataset")
+    parser.add_argument("--runs", nargs="+", default=(), help="run only these runs")
+    parser.add_argument("--list", action="store_true", help="print the runs and exit")
+    args = parser.parse_args(own)
+    if args.epochs is not None and args.epochs < 2:
+        parser.error("argument --epochs: a sweep run needs at least 2 epochs")
+    if args.list:
+        for name, run_argv in RECIPES[args.recipe]():
+            print(name, " ".join(shortened(run_argv, args.epochs, args.dataset) + extra))
+        return 0
+    finished = run_sweep(args.recipe, args.root, args.epochs, args.dataset, extra, args.runs)
+    return 0 if finished else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
