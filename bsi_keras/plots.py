@@ -133,6 +133,44 @@ def comparison_figure(
     return path
 
 
+def error_figure(
+    folders: Sequence[str | os.PathLike], path: str | os.PathLike, title: str | None = None
+) -> Path:
+    """The reference study's "visualisation graph": test error against epoch and updates.
+
+    Red dashed lines mark the epochs where the first run's schedule steps.
+
+    Args:
+        folders: run folders.
+        path: where to write the PNG.
+        title: the figure title.
+
+    Returns:
+        The PNG's path.
+    """
+    runs = [load_run(f) for f in folders]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    for ax, against in zip(axes, ("epoch", "updates")):
+        for run in runs:
+            ax.plot(
+                run.column(against),
+                100 * (1 - run.column("val_accuracy")),
+                label=f"{run.path.name} ({run.label})",
+            )
+        ax.set_xlabel("epoch" if against == "epoch" else "parameter updates")
+        ax.set_ylabel("test error (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    for milestone in runs[0].milestones:
+        axes[0].axvline(milestone + 0.5, color="red", linestyle="--", linewidth=1)
+    fig.suptitle(title or _default_title(runs[0]))
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_error_vs_batch_size(runs: Sequence[Run], ax: plt.Axes) -> None:
     """Final test error against the run's initial batch size, one line per schedule."""
     groups: dict[str, list[tuple[float, float]]] = {}

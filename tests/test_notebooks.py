@@ -38,3 +38,14 @@ def test_mnist_schedules_notebook():
         o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
     ]
     assert len(images) == 7  # four optimizers in (a), three in (b)
+
+
+@pytest.mark.notebook
+def test_visualisation_notebook():
+    notebook = execute("visualisation.ipynb")
+    text = outputs_text(notebook)
+    assert "decay_lr" in text and "increase_bs" in text
+    images = [
+        o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+    ]
+    assert len(images) == 1
