@@ -152,11 +152,9 @@ def error_figure(
     fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     for ax, against in zip(axes, ("epoch", "updates")):
         for run in runs:
-            ax.plot(
-                run.column(against),
-                100 * (1 - run.column("val_accuracy")),
-                label=f"{run.path.name} ({run.label})",
-            )
+            name = run.path.name
+            label = name if name == run.label else f"{name} ({run.label})"
+            ax.plot(run.column(against), 100 * (1 - run.column("val_accuracy")), label=label)
         ax.set_xlabel("epoch" if against == "epoch" else "parameter updates")
         ax.set_ylabel("test error (%)")
         ax.grid(alpha=0.3)
