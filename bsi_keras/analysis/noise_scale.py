@@ -1,0 +1,129 @@
+"""The gradient noise scale of McCandlish et al. 2018, from gradient norms at two batch sizes.
+
+For a batch of ``B`` examples the expected squared norm of the mean gradient is
+``E|G_B|^2 = |G|^2 + tr(Sigma) / B``, where ``G`` is the full-data gradient and ``Sigma``
+the per-example gradient covariance. Two batch sizes ``b < B`` measured at the same weights
+give the unbiased estimates of their Appendix A:
+
+    |G|^2     ~ (B |G_B|^2 - b |G_b|^2) / (B - b)
+    tr(Sigma) ~ (|G_b|^2 - |G_B|^2) / (1/b - 1/B)
+
+and the simple noise scale ``B_simple = tr(Sigma) / |G|^2``, which predicts the largest
+useful batch size. Each estimate is noisy (``|G|^2`` can even come out negative), so the
+numerator and the denominator are averaged separately over measurements with a
+bias-corrected exponential moving average, and the ratio is taken last.
+
+Smith et al.'s SGD noise scale ``lr N / (B (1 - momentum))`` is a different quantity, a
+property of the optimizer's settings: see `bsi_keras.schedules.noise_scale`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def estimate(small_sq: float, big_sq: float, small: float, big: float) -> tuple[float, float]:
+    """One measurement's unbiased ``(|G|^2, tr(Sigma))`` from two squared gradient norms.
+
+    Args:
+        small_sq: ``|G_b|^2``, the squared norm of a batch-``small`` gradient (or the mean of
+            several such squared norms at the same weights).
+        big_sq: ``|G_B|^2``, the squared norm of the batch-``big`` gradient.
+        small: ``b``.
+        big: ``B`` (> ``b``).
+
+    Returns:
+        The estimates of ``|G|^2`` and ``tr(Sigma)``.
+
+    Example:
+
+    >>> # |G|^2 = 1 and tr(Sigma) = 100 give E|G_10|^2 = 11 and E|G_100|^2 = 2.
+    >>> [round(v, 9) for v in estimate(11.0, 2.0, 10, 100)]
+    [1.0, 100.0]
+    """
+    if not 0 < small < big:
+        raise ValueError(f"need 0 < small < big, got {small} and {big}")
+    grad_sq = (big * big_sq - small * small_sq) / (big - small)
+    trace = (small_sq - big_sq) / (1.0 / small - 1.0 / big)
+    return grad_sq, trace
+
+
+@dataclass
+class NoiseScale:
+    """Bias-corrected exponential moving averages of ``|G|^2`` and ``tr(Sigma)``.
+
+    Args:
+        decay: the EMA's decay per measurement (GPT-NeoX uses 0.95 to 0.99).
+
+    Example:
+
+    >>> ema = NoiseScale(decay=0.9)
+    >>> ema.update(*estimate(11.0, 2.0, 10, 100))
+    >>> round(ema.b_simple, 6)
+    100.0
+    """
+
+    decay: float = 0.95
+    grad_sq_sum: float = 0.0
+    trace_sum: float = 0.0
+    count: int = 0
+    history: list[tuple[float, float]] = field(default_factory=list, repr=False)
+
+    def update(self, grad_sq: float, trace: float) -> None:
+        """Fold in one measurement's estimates."""
+        self.grad_sq_sum = self.decay * self.grad_sq_sum + (1 - self.decay) * grad_sq
+        self.trace_sum = self.decay * self.trace_sum + (1 - self.decay) * trace
+        self.count += 1
+        self.history.append((grad_sq, trace))
+
+    @property
+    def grad_sq(self) -> float:
+        """The bias-corrected average of ``|G|^2``."""
+        return self.grad_sq_sum / self._correction()
+
+    @property
+    def trace(self) -> float:
+        """The bias-corrected average of ``tr(Sigma)``."""
+        return self.trace_sum / self._correction()
+
+    @property
+    def b_simple(self) -> float:
+        """``tr(Sigma) / |G|^2`` from the averages (NaN before any measurement)."""
+        if self.count == 0 or self.grad_sq == 0:
+            return float("nan")
+        return self.trace / self.grad_sq
+
+    def _correction(self) -> float:
+        return 1.0 - self.decay**self.count if self.count else 1.0
+
+
+def least_squares_truth(
+    weights: np.ndarray, true_weights: np.ndarray, noise_std: float, dim: int
+) -> tuple[float, float]:
+    """Exact ``|G|^2`` and ``tr(Sigma)`` of linear least squares with Gaussian inputs.
+
+    The per-example loss ``(x.w - y)^2 / 2`` with ``x ~ N(0, I_dim)`` and
+    ``y = x.w* + e``, ``e ~ N(0, noise_std^2)``, has per-example gradient ``x (x.d - e)``
+    with ``d = w - w*``. Its mean is ``G = d``; by Isserlis' theorem its second moment is
+    ``E[g g^T] = 2 d d^T + (|d|^2 + noise_std^2) I``, so
+    ``tr(Sigma) = |d|^2 (dim + 1) + dim * noise_std^2``.
+
+    Args:
+        weights: the weights ``w`` where the gradient is taken.
+        true_weights: ``w*``.
+        noise_std: the label noise's standard deviation.
+        dim: the input dimension.
+
+    Returns:
+        ``(|G|^2, tr(Sigma))``.
+
+    Example:
+
+    >>> least_squares_truth(np.ones(3), np.zeros(3), 0.0, 3)
+    (3.0, 12.0)
+    """
+    d = np.asarray(weights, dtype=float) - np.asarray(true_weights, dtype=float)
+    norm_sq = float(d @ d)
+    return norm_sq, norm_sq * (dim + 1) + dim * noise_std**2
