@@ -1,0 +1,64 @@
+"""Reading trained solutions back: sharpness, interpolation, loss landscapes.
+
+- `load_solution`: a run folder's model at one epoch (weights kept with ``--saveState``);
+- `sharpness`: Keskar et al.'s Metric 2.1 (full space or a random subspace);
+- `interpolate`: loss and accuracy along the line between two solutions;
+- `random_direction`, `target_direction`, `loss_landscape`: Li et al.'s filter-normalized
+  1-D and 2-D landscapes;
+- `figures`: their plots.
+
+Example:
+
+>>> from bsi_keras import analysis
+>>> analysis.parse_range("-1:1:3").tolist()
+[-1.0, 0.0, 1.0]
+"""
+
+from bsi_keras.analysis import figures
+from bsi_keras.analysis.interpolation import (
+    BN_STATS,
+    Interpolation,
+    interpolate,
+    recompute_batch_norm_statistics,
+)
+from bsi_keras.analysis.landscape import (
+    Landscape,
+    loss_landscape,
+    normalize_direction,
+    parse_range,
+    random_direction,
+    target_direction,
+)
+from bsi_keras.analysis.sharpness import (
+    EPSILONS,
+    SUBSPACE_DIM,
+    Sharpness,
+    box_half_widths,
+    random_subspace,
+    sharpness,
+)
+from bsi_keras.analysis.solution import Evaluation, evaluate, load_solution, weight_values
+
+__all__ = [
+    "BN_STATS",
+    "EPSILONS",
+    "SUBSPACE_DIM",
+    "Evaluation",
+    "Interpolation",
+    "Landscape",
+    "Sharpness",
+    "box_half_widths",
+    "evaluate",
+    "figures",
+    "interpolate",
+    "load_solution",
+    "loss_landscape",
+    "normalize_direction",
+    "parse_range",
+    "random_direction",
+    "random_subspace",
+    "recompute_batch_norm_statistics",
+    "sharpness",
+    "target_direction",
+    "weight_values",
+]

@@ -21,7 +21,6 @@ from typing import Any
 import keras
 
 from bsi_keras.models.keskar import c1, c2, f1
-from bsi_keras.models.mlp import mnist_f1
 from bsi_keras.models.mnist_cnn import mnist_cnn
 from bsi_keras.models.mobilenet import mobilenet_v2
 from bsi_keras.models.resnet import resnet44
@@ -34,7 +33,8 @@ _REGISTRY: dict[str, ModelBuilder] = {
     "c1": c1,
     "c2": c2,
     "f1": f1,
-    "mnist_f1": mnist_f1,
+    # bigBatch's mnist_f1 is F1 with PyTorch's BN epsilon and ghost batches of 128.
+    "mnist_f1": functools.partial(f1, virtual_batch_size=128, bn_epsilon=1e-5),
     "mobilenet_v2": mobilenet_v2,
     "resnet44": resnet44,
     # The default CIFAR model; other depths and widths resolve by name in `get_model`.

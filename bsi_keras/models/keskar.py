@@ -19,13 +19,18 @@ from bsi_keras.layers import GhostBatchNormalization
 
 
 def _normalized_relu(
-    name: str, virtual_batch_size: int | None, momentum: float, batch_stats: bool
+    name: str,
+    virtual_batch_size: int | None,
+    momentum: float,
+    batch_stats: bool,
+    epsilon: float = 1e-3,
 ) -> list[keras.layers.Layer]:
     """BN then ReLU, the block that follows every conv and hidden dense layer."""
     return [
         GhostBatchNormalization(
             virtual_batch_size,
             momentum=momentum,
+            epsilon=epsilon,
             batch_stats_in_inference=batch_stats,
             name=f"{name}_bn",
         ),
@@ -157,6 +162,7 @@ def f1(
     bn_momentum: float = 0.9,
     hidden_layers: int = 5,
     units: int = 512,
+    bn_epsilon: float = 1e-3,
 ) -> keras.Model:
     """F1, the paper's fully connected MNIST network.
 
@@ -179,6 +185,8 @@ def f1(
         bn_momentum: momentum of the moving statistics (see `c1`).
         hidden_layers: number of hidden layers (5 in the paper).
         units: width of every hidden layer (512 in the paper).
+        bn_epsilon: epsilon of the normalizations (Keras's 1e-3; bigBatch's ``mnist_f1``
+            preset uses PyTorch's 1e-5).
 
     Returns:
         An uncompiled model whose output is class probabilities.
@@ -196,7 +204,7 @@ def f1(
         layers += [
             keras.layers.Dense(units, name=f"dense{i}"),
             *_normalized_relu(
-                f"dense{i}", virtual_batch_size, bn_momentum, batch_stats_in_inference
+                f"dense{i}", virtual_batch_size, bn_momentum, batch_stats_in_inference, bn_epsilon
             ),
         ]
     layers.append(keras.layers.Dense(num_classes, activation="softmax", name="classifier"))

@@ -1,0 +1,83 @@
+"""Keskar's sharpness against quadratic losses whose maximum over the box is known."""
+
+import keras
+import numpy as np
+import pytest
+
+from bsi_keras import data, models
+from bsi_keras.analysis import box_half_widths, random_subspace, sharpness
+
+
+def linear_model(weights: np.ndarray) -> keras.Model:
+    """x -> x . w, no bias, mean squared error: the loss is a quadratic in w."""
+    model = keras.Sequential([keras.Input((len(weights),)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(loss="mse")
+    model.layers[0].kernel.assign(weights[:, None])
+    return model
+
+
+@pytest.fixture
+def solution() -> np.ndarray:
+    return np.random.default_rng(0).normal(size=12).astype("float32")
+
+
+@pytest.mark.parametrize("epsilon", [1e-3, 5e-4])
+def test_diagonal_hessian_full_space(solution, epsilon):
+    # Examples s_i e_i with targets s_i c_i: f(w) = mean_i s_i^2 (w_i - c_i)^2, Hessian
+    # diag(2 s_i^2 / n), minimum 0 at w = c. The box around c is |y_i| <= eps (|c_i| + 1);
+    # a convex separable quadratic is largest at a corner: max = mean_i s_i^2 b_i^2.
+    scale = np.random.default_rng(1).uniform(100, 1000, solution.size).astype("float32")
+    x, y = np.diag(scale), (scale * solution)[:, None]
+    result = sharpness(linear_model(solution), x, y, epsilon=epsilon)
+    half = epsilon * (np.abs(solution.astype(float)) + 1)
+    expected = 100 * np.mean(scale.astype(float) ** 2 * half**2) / (1 + 0.0)
+    assert result.loss == pytest.approx(0.0, abs=1e-9)
+    assert result.value == pytest.approx(expected, rel=1e-3)
+    assert result.dimension == solution.size and result.epsilon == epsilon
+    assert 1 <= result.iterations <= 10
+
+
+def test_rank_one_hessian_in_a_random_subspace(solution):
+    # One example v with target v . c: f(c + A z) = (v^T A z)^2, largest at the corner
+    # z_j = sign((A^T v)_j) b_j with b_j = eps (|(A^+ c)_j| + 1):
+    # max = (sum_j |(A^T v)_j| b_j)^2.
+    v = 30 * np.random.default_rng(2).normal(size=(1, solution.size)).astype("float32")
+    subspace = random_subspace(solution.size, 4, seed=3)
+    result = sharpness(
+        linear_model(solution), v, v @ solution[:, None], epsilon=1e-3, subspace=subspace
+    )
+    half = box_half_widths(solution, 1e-3, subspace)
+    expected = 100 * (np.abs(subspace.T.astype(float) @ v[0]) @ half) ** 2
+    assert result.dimension == 4
+    assert result.value == pytest.approx(expected, rel=1e-3)
+
+
+def test_box_uses_the_pseudo_inverse():
+    weights = np.array([1.0, -2.0, 3.0, 4.0], dtype="float32")
+    # Two columns of the identity: A^+ x picks the first two coordinates.
+    identity_part = np.eye(4, 2, dtype="float32")
+    np.testing.assert_allclose(box_half_widths(weights, 1e-3, identity_part), [2e-3, 3e-3])
+    # Scaled columns: A = 2 I[:, :2] gives A^+ x = x[:2] / 2.
+    np.testing.assert_allclose(
+        box_half_widths(weights, 1e-3, 2 * identity_part), [1.5e-3, 2e-3], rtol=1e-6
+    )
+
+
+def test_random_subspace_is_seeded_and_nearly_orthonormal():
+    a = random_subspace(20_000, 8, seed=5)
+    np.testing.assert_array_equal(a, random_subspace(20_000, 8, seed=5))
+    assert a.dtype == np.float32
+    np.testing.assert_allclose(a.T @ a, np.eye(8), atol=0.05)
+
+
+def test_network_sharpness_is_deterministic_and_nonnegative():
+    ds = data.synthetic(64, (28, 28, 1))
+    model = models.get_model("f1", hidden_layers=1, units=16)
+    model.compile(loss="sparse_categorical_crossentropy")
+    first = sharpness(model, ds.x_train, ds.y_train, subspace=10, max_iterations=2, seed=4)
+    again = sharpness(model, ds.x_train, ds.y_train, subspace=10, max_iterations=2, seed=4)
+    assert first.dimension == 10
+    assert first.value == pytest.approx(again.value, rel=1e-5)
+    assert first.max_loss >= first.loss and first.value >= 0
+    own = model.evaluate(ds.x_train, ds.y_train, batch_size=64, verbose=0)
+    assert first.loss == pytest.approx(own, rel=1e-5)
