@@ -19,7 +19,8 @@ from typing import Any
 from bsi_keras import schedules
 from bsi_keras.data import available_datasets
 from bsi_keras.models import available_models, is_model_name
-from bsi_keras.optimizers import OPTIMIZERS
+from bsi_keras.optimizers import OPTIMIZERS, is_optimizer_name
+from bsi_keras.optimizers import sam as sharpness_aware
 from bsi_keras.schedules import ScheduleError
 from bsi_keras.train_step import LossDropout, StepOptions
 
@@ -225,7 +226,33 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--num_test", type=int, default=None, help="use the first N test images")
     _switch(m, "--no_augment", help="CIFAR: no random crops and flips")
     o = p.add_argument_group("optimizer and train step")
-    o.add_argument("--optimizer", default="momentum", choices=OPTIMIZERS)
+    o.add_argument(
+        "--optimizer",
+        default="momentum",
+        type=_optimizer_name,
+        help=f"{', '.join(OPTIMIZERS)}; prefixed sam_ or asam_ (sam_sgd, asam_adam, ...): "
+        "SAM / ASAM with that base optimizer",
+    )
+    o.add_argument(
+        "--rho",
+        type=float,
+        default=None,
+        help=f"SAM / ASAM radius (default: {sharpness_aware.SAM_RHO} for SAM, "
+        f"{sharpness_aware.ASAM_RHO} for ASAM)",
+    )
+    o.add_argument(
+        "--eta",
+        type=float,
+        default=None,
+        help=f"ASAM offset eta of T_w = abs(w) + eta (default {sharpness_aware.ASAM_ETA})",
+    )
+    o.add_argument(
+        "--sam_m",
+        type=int,
+        default=None,
+        help="m-sharpness: perturb each group of this many examples on its own "
+        "(default: the whole batch)",
+    )
     o.add_argument(
         "--momentum",
         type=float,
@@ -365,7 +392,7 @@ def check_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
             parser.error(f"argument --{name}: must be >= 0, got {value}")
     if args.momentum is not None and not 0.0 <= args.momentum < 1.0:
         parser.error(f"argument --momentum: must be in [0, 1), got {args.momentum}")
-    if args.momentum and args.optimizer not in ("sgd", "momentum", "nesterov"):
+    if args.momentum and _base_optimizer(args) not in ("sgd", "momentum", "nesterov"):
         parser.error(f"argument --momentum: the {args.optimizer} optimizer takes no momentum")
     if args.clip_norm is not None and not (math.isfinite(args.clip_norm) and args.clip_norm > 0):
         parser.error(f"argument --clip_norm: must be a positive number, got {args.clip_norm}")
@@ -385,6 +412,7 @@ def check_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         parser.error(
             f"argument --loss_dropout_window: needs 1 <= FIRST <= LAST, got {first} {last}"
         )
+    _check_sam(parser, args)
 
 
 def train_size(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -421,10 +449,17 @@ def build_schedule(
         if args.regime_adaptation:
             schedule = schedules.stretch_epochs(schedule, args.reference_batch)
         schedule = schedules.scale_lr(schedule, args.scale_lr, args.reference_batch)
-        return schedules.with_curve(schedule, _curve(args))
+        schedule = schedules.with_curve(schedule, _curve(args))
     except ScheduleError as error:
         flag = FLAG_OF_PARAM.get(error.param, f"--{error.param}")
         parser.error(f"argument {flag}: {str(error).split(': ', 1)[1]}")
+    smallest = min(phase.batch_size for phase in schedule.phases)
+    if args.sam_m is not None and args.sam_m > smallest:
+        parser.error(
+            f"argument --sam_m: {args.sam_m} is larger than the batch size {smallest}; "
+            "leave it out for one perturbation per batch"
+        )
+    return schedule
 
 
 def step_options(args: argparse.Namespace) -> StepOptions:
@@ -433,14 +468,15 @@ def step_options(args: argparse.Namespace) -> StepOptions:
     if args.loss_dropout:
         first, last = args.loss_dropout_window
         dropout = LossDropout(first, last, args.loss_dropout_rule)
-    return StepOptions(max_physical_batch=args.max_physical_batch, loss_dropout=dropout)
+    sam = sharpness_aware.from_name(args.optimizer, args.rho, args.eta, args.sam_m)
+    return StepOptions(max_physical_batch=args.max_physical_batch, loss_dropout=dropout, sam=sam)
 
 
 def momentum(args: argparse.Namespace) -> float:
     """The momentum coefficient the optimizer will use (for the noise scale)."""
     if args.momentum is not None:
         return args.momentum
-    return 0.9 if args.optimizer in ("momentum", "nesterov") else 0.0
+    return 0.9 if _base_optimizer(args) in ("momentum", "nesterov") else 0.0
 
 
 def flag_table() -> str:
@@ -552,6 +588,38 @@ def _boolean(text: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _base_optimizer(args: argparse.Namespace) -> str:
+    return sharpness_aware.split_name(args.optimizer)[0]
+
+
+def _check_sam(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse SAM options that are out of range or given without SAM."""
+    variant = sharpness_aware.split_name(args.optimizer)[1]
+    for name in ("rho", "eta", "sam_m"):
+        if getattr(args, name) is not None and variant is None:
+            parser.error(
+                f"argument --{name}: applies to the sam_* and asam_* optimizers only, "
+                f"not {args.optimizer}"
+            )
+    if args.eta is not None and variant == "sam":
+        parser.error(f"argument --eta: applies to ASAM only (asam_*), not {args.optimizer}")
+    if args.rho is not None and not (math.isfinite(args.rho) and args.rho > 0):
+        parser.error(f"argument --rho: must be a positive number, got {args.rho}")
+    if args.eta is not None and not (math.isfinite(args.eta) and args.eta >= 0):
+        parser.error(f"argument --eta: must be >= 0, got {args.eta}")
+    if args.sam_m is not None and args.sam_m < 1:
+        parser.error(f"argument --sam_m: must be a positive integer, got {args.sam_m}")
+
+
+def _optimizer_name(name: str) -> str:
+    if not is_optimizer_name(name):
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {name!r} (choose from {', '.join(OPTIMIZERS)}, optionally "
+            "prefixed sam_ or asam_)"
+        )
+    return name
 
 
 def _model_name(name: str) -> str:

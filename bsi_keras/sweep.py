@@ -11,6 +11,12 @@ Example:
 
 >>> [name for name, _ in RECIPES["smith"]()]
 ['decay_lr', 'hybrid', 'increase_bs']
+
+``sam_study`` (issue 5) compares SGD with momentum at small to large batch sizes against
+SAM, ASAM and SAM with m-sharpness (the same base optimizer) at the large ones, and Adam
+against SAM-Adam, each on an LR grid whose diagonal is the linear scaling rule, for a
+simple CNN on Fashion-MNIST (``mnist_cnn``) and on CIFAR-10 (Keskar's C1);
+``notebooks/sam_study.py`` adds the sharpness of each solution and draws the figures.
 """
 
 from __future__ import annotations
@@ -102,6 +108,60 @@ def _mobilenet() -> list[Run]:
     ]
 
 
+# The SAM study, per dataset: its command line, batch sizes (x4 apart, small to large) and
+# the LR of the smallest batch size per optimizer family.
+SAM_STUDY_DATASETS = {
+    "fashion": (
+        ["--dataset", "fashion_mnist", "--model", "mnist_cnn", "--epochs", "20", "--saveState"],
+        (32, 128, 512, 2048),
+        {"sgd": 0.0025, "adam": 2.5e-4},
+    ),
+    # Keskar et al.'s shallow CNN; its per-epoch weights (7 MB each) are not kept.
+    "cifar10": (
+        [*CIFAR, "--model", "c1", "--epochs", "50", "--warmup_epochs", "2"],
+        (128, 512, 2048, 8192),
+        {"sgd": 0.025, "adam": 1e-4},
+    ),
+}
+# Label -> (optimizer flags, its LR family, whether it runs at every batch size or only at
+# the large half).
+SAM_STUDY_OPTIMIZERS = {
+    "momentum": (["--optimizer", "momentum"], "sgd", True),
+    "sam_momentum": (["--optimizer", "sam_momentum"], "sgd", False),
+    "asam_momentum": (["--optimizer", "asam_momentum"], "sgd", False),
+    # m-sharpness: a perturbation per group of 128 examples (Foret et al., section 4.1).
+    "sam_momentum_m128": (["--optimizer", "sam_momentum", "--sam_m", "128"], "sgd", False),
+    "adam": (["--optimizer", "adam"], "adam", True),
+    "sam_adam": (["--optimizer", "sam_adam"], "adam", False),
+}
+
+
+def sam_study_lrs(base_lr: float, count: int = 4) -> list[float]:
+    """The SAM study's LR grid, ``base_lr * 4**k`` for ``k < count``.
+
+    The batch sizes being x4 apart, the linear scaling rule (the LR proportional to the
+    batch size, ``base_lr`` at the smallest) is the grid's diagonal.
+
+    >>> sam_study_lrs(0.005)
+    [0.005, 0.02, 0.08, 0.32]
+    """
+    return [float(f"{base_lr * 4**k:.6g}") for k in range(count)]
+
+
+def _sam_study() -> list[Run]:
+    runs = []
+    for dataset, (argv, batches, base_lrs) in SAM_STUDY_DATASETS.items():
+        for label, (flags, family, every_batch) in SAM_STUDY_OPTIMIZERS.items():
+            lrs = sam_study_lrs(base_lrs[family], len(batches))
+            for batch in batches if every_batch else batches[len(batches) // 2 :]:
+                common = [*argv, "--steady", *flags, "--batch_size", str(batch)]
+                runs += [
+                    (f"{dataset}_{label}_b{batch}_lr{lr:g}", [*common, "--lr", str(lr)])
+                    for lr in lrs
+                ]
+    return runs
+
+
 RECIPES: dict[str, Callable[[], list[Run]]] = {
     "fixed_lr": _fixed_lr,
     "fixed_tuned": _fixed_tuned,
@@ -109,6 +169,7 @@ RECIPES: dict[str, Callable[[], list[Run]]] = {
     "smith": _smith,
     "loss_dropout": _loss_dropout,
     "mobilenet": _mobilenet,
+    "sam_study": _sam_study,
 }
 
 

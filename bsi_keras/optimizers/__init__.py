@@ -1,5 +1,8 @@
 """Optimizers by name, and the learning-rate changes the schedule driver makes.
 
+SAM and ASAM are not optimizers here but an option of the train step (`sam`): the names
+``sam_<base>`` and ``asam_<base>`` give the base optimizer, `sam.from_name` the option.
+
 Example:
 
 >>> opt = get_optimizer("momentum", lr=0.1, momentum=0.9)
@@ -13,6 +16,8 @@ from typing import Any
 
 import keras
 from keras import ops
+
+from bsi_keras.optimizers.sam import split_name
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "nadam", "adagrad", "adadelta", "rmsprop")
 
@@ -31,7 +36,10 @@ def get_optimizer(
             ``momentum`` (heavy ball, default momentum 0.9), ``nesterov`` (default 0.9) --
             these three are `SGD` below, in PyTorch's convention as the reference studies
             use it -- and Keras's ``adam``, ``nadam``, ``adagrad``, ``adadelta``,
-            ``rmsprop``.
+            ``rmsprop``. A ``sam_`` or ``asam_`` prefix (``sam_sgd``, ``asam_adam``) names
+            the same base optimizer: SAM / ASAM is an option of the train step
+            (`bsi_keras.optimizers.sam.from_name` gives it), and the base optimizer takes
+            the step.
         lr: the initial learning rate (the schedule driver sets it per phase).
         momentum: momentum of the SGD family (None: the name's default); the others
             refuse a momentum.
@@ -41,8 +49,12 @@ def get_optimizer(
     Returns:
         A new Keras optimizer.
     """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if not is_optimizer_name(name):
+        raise ValueError(
+            f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}, "
+            "optionally prefixed sam_ or asam_"
+        )
+    name = split_name(name)[0]
     common = {"learning_rate": lr, "global_clipnorm": clip_norm, **options}
     if name in ("sgd", "momentum", "nesterov"):
         default = 0.0 if name == "sgd" else 0.9
@@ -61,6 +73,17 @@ def get_optimizer(
         "rmsprop": keras.optimizers.RMSprop,
     }
     return classes[name](**common)
+
+
+def is_optimizer_name(name: str) -> bool:
+    """Whether ``name`` is one of `OPTIMIZERS`, possibly prefixed ``sam_`` or ``asam_``.
+
+    Example:
+
+    >>> is_optimizer_name("asam_nesterov"), is_optimizer_name("sam_lion")
+    (True, False)
+    """
+    return split_name(name)[0] in OPTIMIZERS
 
 
 @keras.saving.register_keras_serializable(package="bsi_keras")

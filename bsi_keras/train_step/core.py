@@ -3,8 +3,10 @@
 `compute_gradients` turns one logical batch into a gradient: in one pass, or split into
 micro-batches whose gradients are averaged (gradient accumulation, so a logical batch of
 50,000 fits in memory; each micro-batch runs the model with its own ghost-batch-norm
-statistics, as the reference study's chunks do). `skip_update` is the loss-dropout rule.
-The backend adapters (`stateful`, `jax`) only move values in and out of variables.
+statistics, as the reference study's chunks do), optionally sharpness-aware (SAM / ASAM:
+the gradient at ``w + e(w)``, per group of ``m`` examples for m-sharpness).
+`skip_update` is the loss-dropout rule. The backend adapters (`stateful`, `jax`) only move
+values in and out of variables.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from bsi_keras.optimizers.sam import SAM
 from bsi_keras.train_step.autodiff import stateless_loss, value_and_grad
 
 LOSS_DROPOUT_RULES = ("lower", "higher")
@@ -60,10 +63,17 @@ class StepOptions:
             logical batch is split into micro-batches of this size (the last one smaller)
             whose gradients are averaged into one update.
         loss_dropout: the loss-dropout rule, or None.
+        sam: sharpness-aware minimization (`bsi_keras.optimizers.sam.SAM`: SAM or ASAM),
+            or None. With ``max_physical_batch`` and no ``sam.m``, both of SAM's gradients
+            are accumulated over micro-batches, so the perturbation is the whole logical
+            batch's. With ``sam.m``, every group of ``m`` examples is perturbed with its own
+            gradient: a group larger than ``max_physical_batch`` is itself accumulated over
+            micro-batches, a smaller one runs as one pass of ``m`` examples.
     """
 
     max_physical_batch: int | None = None
     loss_dropout: LossDropout | None = None
+    sam: SAM | None = None
 
     def __post_init__(self) -> None:
         if self.max_physical_batch is not None and self.max_physical_batch < 1:
@@ -71,7 +81,9 @@ class StepOptions:
 
     def needs_custom_step(self) -> bool:
         """Whether Keras's default train step would not do."""
-        return self.max_physical_batch is not None or self.loss_dropout is not None
+        return any(
+            option is not None for option in (self.max_physical_batch, self.loss_dropout, self.sam)
+        )
 
 
 @dataclass
@@ -82,6 +94,10 @@ class StepGradients:
     grads: list[Any]
     non_trainable: list[Any]
     y_pred: Any
+
+
+# (trainable, non_trainable, x, y, sample_weight) -> StepGradients
+GradientsFn = Callable[[list[Any], list[Any], Any, Any, Any], StepGradients]
 
 
 def compute_gradients(
@@ -96,26 +112,34 @@ def compute_gradients(
 ) -> StepGradients:
     """The gradient of the batch's mean loss at the given weight values.
 
+    Built from three parts: one forward and backward pass; `_in_chunks`, which averages a
+    gradient function over consecutive chunks of the batch (micro-batches of
+    ``max_physical_batch``, SAM's groups of ``m``); and `_sharpness_aware`, which takes a
+    gradient function's gradient at ``w + e(w)`` instead of at ``w``.
+
     Args:
         model: the compiled model.
-        options: the step options (``max_physical_batch`` splits the batch).
+        options: the step options (``max_physical_batch`` splits the batch; ``sam``
+            perturbs the weights).
         trainable, non_trainable: the model's variable values.
         x, y, sample_weight: the logical batch.
         scale_loss: the optimizer's loss scaling (mixed precision), applied before the
             gradient is taken.
 
     Returns:
-        The `StepGradients`; the loss is the unscaled mean over the whole batch.
+        The `StepGradients`; the loss is the unscaled mean over the whole batch, and with
+        SAM the loss, predictions and non-trainable values are those of the clean pass at
+        ``w`` while the gradients are those at ``w + e(w)``.
     """
-    grad_fn = value_and_grad(_loss_fn(model, scale_loss))
-    micro = options.max_physical_batch
-    batch = ops.shape(keras.tree.flatten(x)[0])[0]
-    if micro is None or (isinstance(batch, int) and batch <= micro):
-        (_, (loss, y_pred, non_trainable)), grads = grad_fn(
-            trainable, non_trainable, x, y, sample_weight
-        )
-        return StepGradients(loss, grads, non_trainable, y_pred)
-    return _accumulate(model, grad_fn, micro, batch, trainable, non_trainable, x, y, sample_weight)
+    gradients = _one_pass(model, scale_loss)
+    if options.max_physical_batch is not None:
+        gradients = _in_chunks(model, gradients, options.max_physical_batch)
+    sam = options.sam
+    if sam is not None:
+        gradients = _sharpness_aware(gradients, sam, sam.scaled(model.trainable_variables))
+        if sam.m is not None:
+            gradients = _in_chunks(model, gradients, sam.m)
+    return gradients(trainable, non_trainable, x, y, sample_weight)
 
 
 def skip_update(loss: Any, previous: Any, active: Any, rule: str) -> Any:
@@ -127,56 +151,90 @@ def skip_update(loss: Any, previous: Any, active: Any, rule: str) -> Any:
     return ops.logical_and(ops.greater(active, 0.5), moved)
 
 
-def _loss_fn(model: keras.Model, scale_loss: Callable[[Any], Any]) -> Callable[..., Any]:
+def _one_pass(model: keras.Model, scale_loss: Callable[[Any], Any]) -> GradientsFn:
+    """One forward and backward pass over the given examples."""
+
     def loss_fn(trainable, non_trainable, x, y, sample_weight):
         loss, (y_pred, non_trainable) = stateless_loss(
             model, trainable, non_trainable, x, y, sample_weight, training=True
         )
         return scale_loss(loss), (loss, y_pred, non_trainable)
 
-    return loss_fn
+    grad_fn = value_and_grad(loss_fn)
+
+    def gradients(trainable, non_trainable, x, y, sample_weight) -> StepGradients:
+        (_, (loss, y_pred, non_trainable)), grads = grad_fn(
+            trainable, non_trainable, x, y, sample_weight
+        )
+        return StepGradients(loss, grads, non_trainable, y_pred)
+
+    return gradients
 
 
-def _accumulate(
-    model: keras.Model,
-    grad_fn: Callable[..., Any],
-    micro: int,
-    batch: Any,
-    trainable: list[Any],
-    non_trainable: list[Any],
-    x: Any,
-    y: Any,
-    sample_weight: Any,
-) -> StepGradients:
-    """Micro-batches of ``micro`` examples (the last one smaller), size-weighted mean."""
-    full = batch // micro
-    rest = batch - full * micro
+def _sharpness_aware(gradients: GradientsFn, sam: SAM, scaled: list[bool]) -> GradientsFn:
+    """``gradients`` taken at ``w + e(w)``, ``e`` from its gradient at ``w`` (SAM / ASAM).
 
-    def run(carry, start, size):
+    The perturbed weights are only passed to the second evaluation, so nothing needs
+    restoring. The second pass starts from the same non-trainable values as the first and
+    its new ones are discarded: batch-norm moving statistics move once per step, from the
+    clean pass (as Google's reference keeps its ``inner_state``), and the dropout masks,
+    drawn from the same generator state, are the same in both passes.
+    """
+
+    def perturbed(trainable, non_trainable, x, y, sample_weight) -> StepGradients:
+        clean = gradients(trainable, non_trainable, x, y, sample_weight)
+        e = sam.perturbation(clean.grads, trainable, scaled)
+        ascended = [ops.add(w, ops.cast(d, w.dtype)) for w, d in zip(trainable, e)]
+        grads = gradients(ascended, non_trainable, x, y, sample_weight).grads
+        return StepGradients(clean.loss, grads, clean.non_trainable, clean.y_pred)
+
+    return perturbed
+
+
+def _in_chunks(model: keras.Model, gradients: GradientsFn, size: int) -> GradientsFn:
+    """``gradients`` over consecutive chunks of ``size`` examples (the last one smaller).
+
+    The chunks' losses and gradients are averaged weighted by their sizes, their
+    predictions concatenated; the non-trainable values (batch-norm statistics) pass from
+    one chunk to the next.
+    """
+
+    def chunked(trainable, non_trainable, x, y, sample_weight) -> StepGradients:
+        batch = ops.shape(keras.tree.flatten(x)[0])[0]
+        if isinstance(batch, int) and batch <= size:
+            return gradients(trainable, non_trainable, x, y, sample_weight)
+        full = batch // size
+        rest = batch - full * size
+
+        def run(carry, start, part_size):
+            grad_sum, non_trainable, loss_sum, y_pred = carry
+            part = _slice((x, y, sample_weight), start, part_size)
+            result = gradients(trainable, non_trainable, *part)
+            weight = ops.cast(part_size, "float32")
+            grad_sum = [total + weight * g for total, g in zip(grad_sum, result.grads)]
+            y_pred = ops.slice_update(
+                y_pred, [start] + [0] * (len(y_pred.shape) - 1), result.y_pred
+            )
+            return grad_sum, result.non_trainable, loss_sum + weight * result.loss, y_pred
+
+        output_shape = tuple(model.output_shape[1:]) if model.output_shape else ()
+        carry = (
+            [ops.zeros_like(v) for v in trainable],
+            list(non_trainable),
+            ops.zeros((), "float32"),
+            ops.zeros((batch, *output_shape), "float32"),
+        )
+        carry = ops.fori_loop(0, full, lambda i, c: run(c, i * size, size), carry)
+        if isinstance(rest, int):  # static shapes (JAX, PyTorch, and TensorFlow when known)
+            if rest:
+                carry = run(carry, full * size, rest)
+        else:  # TensorFlow traced with an unknown batch size
+            carry = ops.cond(rest > 0, lambda: run(carry, full * size, rest), lambda: carry)
         grad_sum, non_trainable, loss_sum, y_pred = carry
-        part = _slice((x, y, sample_weight), start, size)
-        (_, (loss, part_pred, non_trainable)), grads = grad_fn(trainable, non_trainable, *part)
-        weight = ops.cast(size, "float32")
-        grad_sum = [total + weight * g for total, g in zip(grad_sum, grads)]
-        y_pred = ops.slice_update(y_pred, [start] + [0] * (len(y_pred.shape) - 1), part_pred)
-        return grad_sum, non_trainable, loss_sum + weight * loss, y_pred
+        total = ops.cast(batch, "float32")
+        return StepGradients(loss_sum / total, [g / total for g in grad_sum], non_trainable, y_pred)
 
-    output_shape = tuple(model.output_shape[1:]) if model.output_shape else ()
-    carry = (
-        [ops.zeros_like(v) for v in trainable],
-        list(non_trainable),
-        ops.zeros((), "float32"),
-        ops.zeros((batch, *output_shape), "float32"),
-    )
-    carry = ops.fori_loop(0, full, lambda i, c: run(c, i * micro, micro), carry)
-    if isinstance(rest, int):  # static shapes (JAX, PyTorch, and TensorFlow when known)
-        if rest:
-            carry = run(carry, full * micro, rest)
-    else:  # TensorFlow traced with an unknown batch size
-        carry = ops.cond(rest > 0, lambda: run(carry, full * micro, rest), lambda: carry)
-    grad_sum, non_trainable, loss_sum, y_pred = carry
-    total = ops.cast(batch, "float32")
-    return StepGradients(loss_sum / total, [g / total for g in grad_sum], non_trainable, y_pred)
+    return chunked
 
 
 def _slice(structure: Any, start: Any, size: Any) -> Any:
