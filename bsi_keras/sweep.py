@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 Run = tuple[str, list[str]]
+# Statuses a resume would not change (a diverged run diverges again from its checkpoint).
+ENDED = ("finished", "stopped", "diverged")
 CIFAR = ["--dataset", "cifar10"]
 
 
@@ -234,8 +236,8 @@ def run_sweep(
             continue
         run_folder = folder / name
         status = _status(run_folder)
-        if status == "finished":
-            print(f"{name}: finished before, skipped")
+        if status in ENDED:
+            print(f"{name}: {status} before, skipped")
         else:
             command = (
                 ["--resume", str(run_folder)]
@@ -247,7 +249,8 @@ def run_sweep(
             _clear_session()
             if code != 0:
                 print(f"{name}: ended with exit code {code}")
-                continue
+                if _status(run_folder) not in ENDED:
+                    continue
         finished.append(run_folder)
     if finished:
         write_summary(finished, folder)

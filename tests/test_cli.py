@@ -130,7 +130,7 @@ def test_divergence_stops_with_a_message_and_keeps_the_log(tmp_path, capsys):
         "--mini_batch_size",
         "2",
         "--lr",
-        "1e6",
+        "1e20",
         "--filename",
         str(folder),
     ]

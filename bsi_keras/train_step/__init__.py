@@ -1,10 +1,11 @@
 """The train step: the only backend-specific room of the package.
 
 Keras's default train step does one forward and backward pass per batch. Gradient
-accumulation over micro-batches and loss dropout need more; `install` gives a model a
-train step that does them, written once in `keras.ops` (`core`), with a thin adapter per
-backend: `stateful` for TensorFlow and PyTorch, `jax` for JAX's pure functions. Gradients
-come from `autodiff`, the one place that calls a backend directly.
+accumulation over micro-batches, sharpness-aware minimization (SAM / ASAM, m-sharpness) and
+loss dropout need more; `install` gives a model a train step that does them, written once in
+`keras.ops` (`core`), with a thin adapter per backend: `stateful` for TensorFlow and PyTorch,
+`jax` for JAX's pure functions. Gradients come from `autodiff`, the one place that calls a
+backend directly.
 
 Example:
 
@@ -27,10 +28,11 @@ from contextlib import contextmanager
 
 import keras
 
+from bsi_keras.optimizers.sam import SAM
 from bsi_keras.train_step.core import LossDropout, StepOptions
 from bsi_keras.train_step.state import StepState
 
-__all__ = ["LossDropout", "StepOptions", "StepState", "install"]
+__all__ = ["SAM", "LossDropout", "StepOptions", "StepState", "install"]
 
 
 @contextmanager
