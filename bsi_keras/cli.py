@@ -23,6 +23,7 @@ from bsi_keras.optimizers import OPTIMIZERS, is_optimizer_name
 from bsi_keras.optimizers import sam as sharpness_aware
 from bsi_keras.schedules import ScheduleError
 from bsi_keras.train_step import LossDropout, StepOptions
+from bsi_keras.train_step.core import NoiseScaleOptions
 
 SCHEDULES = (
     "increase_bs",
@@ -32,6 +33,7 @@ SCHEDULES = (
     "mixed_bsi",
     "fast_bsi",
     "instant_bsi",
+    "adaptive",
 )
 COMPARED = ("decay_lr", "hybrid", "increase_bs")
 # The reference study's switches, each naming a schedule.
@@ -188,6 +190,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-update LR shape inside the phases",
     )
     s.add_argument("--cycle_epochs", type=float, default=0.0, help="cyclic: epochs per half cycle")
+    s.add_argument(
+        "--coefficient",
+        type=float,
+        default=1.0,
+        help="adaptive: the next batch is coefficient x the measured B_simple",
+    )
+    s.add_argument(
+        "--theta",
+        type=float,
+        default=None,
+        help="adaptive: Byrd et al.'s norm test, i.e. coefficient 1 / theta^2",
+    )
+    s.add_argument(
+        "--noise_scale_every",
+        type=int,
+        default=None,
+        help="measure the gradient noise scale every K updates (default: off; 10 for adaptive)",
+    )
+    s.add_argument(
+        "--noise_scale_batch",
+        type=int,
+        default=None,
+        help="the noise scale's small batch (default: a quarter of --batch_size, in ghost batches)",
+    )
     s.add_argument("--min_lr", type=float, default=0.0, help="cosine / cyclic: lowest LR")
     s.add_argument(
         "--dry-run",
@@ -413,6 +439,30 @@ def check_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
             f"argument --loss_dropout_window: needs 1 <= FIRST <= LAST, got {first} {last}"
         )
     _check_sam(parser, args)
+    _check_noise_scale(parser, args)
+
+
+def _check_noise_scale(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    every = args.noise_scale_every
+    if every is not None and every < 0:
+        parser.error(f"argument --noise_scale_every: must be >= 0, got {every}")
+    if args.schedule == "adaptive" and every == 0:
+        parser.error("argument --noise_scale_every: the adaptive schedule needs measurements")
+    small = noise_scale_batch(args)
+    if noise_scale_every(args) and not 1 <= small < args.batch_size:
+        parser.error(
+            f"argument --noise_scale_batch: must be between 1 and the batch size "
+            f"{args.batch_size} (exclusive), got {small}"
+        )
+    if noise_scale_every(args) and sharpness_aware.split_name(args.optimizer)[1]:
+        parser.error("argument --noise_scale_every: measures plain gradients, not with SAM")
+    physical = args.max_physical_batch
+    if noise_scale_every(args) and physical and small > physical:
+        parser.error(f"argument --noise_scale_batch: {small} exceeds --max_physical_batch")
+    if args.theta is not None and not (math.isfinite(args.theta) and args.theta > 0):
+        parser.error(f"argument --theta: must be a positive number, got {args.theta}")
+    if not (math.isfinite(args.coefficient) and args.coefficient > 0):
+        parser.error(f"argument --coefficient: must be a positive number, got {args.coefficient}")
 
 
 def train_size(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -444,6 +494,8 @@ def build_schedule(
         )
     if args.max is not None and args.max > num_train:
         parser.error(f"argument --max: {args.max} is larger than the training set ({num_train})")
+    if name == "adaptive":
+        return _adaptive_schedule(parser, args, args.max or num_train)
     try:
         schedule = _base_schedule(parser, args, name, args.max or num_train)
         if args.regime_adaptation:
@@ -469,7 +521,27 @@ def step_options(args: argparse.Namespace) -> StepOptions:
         first, last = args.loss_dropout_window
         dropout = LossDropout(first, last, args.loss_dropout_rule)
     sam = sharpness_aware.from_name(args.optimizer, args.rho, args.eta, args.sam_m)
-    return StepOptions(max_physical_batch=args.max_physical_batch, loss_dropout=dropout, sam=sam)
+    noise = None
+    if noise_scale_every(args):
+        noise = NoiseScaleOptions(noise_scale_every(args), noise_scale_batch(args))
+    return StepOptions(
+        max_physical_batch=args.max_physical_batch, loss_dropout=dropout, sam=sam, noise_scale=noise
+    )
+
+
+def noise_scale_every(args: argparse.Namespace) -> int:
+    """How often the noise scale is measured (0: never)."""
+    if args.noise_scale_every is not None:
+        return args.noise_scale_every
+    return 10 if args.schedule == "adaptive" else 0
+
+
+def noise_scale_batch(args: argparse.Namespace) -> int:
+    """The noise scale's small batch: given, or a quarter of the batch in ghost batches."""
+    if args.noise_scale_batch is not None:
+        return args.noise_scale_batch
+    ghost = args.mini_batch_size or 1
+    return max(ghost, (args.batch_size // 4) // ghost * ghost)
 
 
 def momentum(args: argparse.Namespace) -> float:
@@ -520,6 +592,31 @@ def _check_contradictions(
             parser.error("argument --phases: cannot be combined with another schedule")
     if "resume" in given and "filename" in given:
         parser.error("argument --resume: give either --filename or --resume, not both")
+
+
+def _adaptive_schedule(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, max_batch: int
+) -> schedules.AdaptiveSchedule:
+    for flag in ("regime_adaptation", "warmup_epochs"):
+        if getattr(args, flag):
+            parser.error(f"argument --{flag}: not with --schedule adaptive")
+    if args.lr_curve != "constant":
+        parser.error("argument --lr_curve: not with --schedule adaptive")
+    try:
+        return schedules.AdaptiveSchedule(
+            args.epochs,
+            args.batch_size,
+            args.lr,
+            coefficient=args.coefficient,
+            factor=args.factor,
+            max_batch_size=max_batch,
+            multiple_of=args.mini_batch_size or 1,
+            scale_lr=args.scale_lr,
+            theta=args.theta,
+        )
+    except ScheduleError as error:
+        flag = FLAG_OF_PARAM.get(error.param, f"--{error.param}")
+        parser.error(f"argument {flag}: {str(error).split(': ', 1)[1]}")
 
 
 def _base_schedule(

@@ -46,6 +46,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def print_dry_run(schedule: Any, num_train: int, momentum: float) -> None:
     """Print a schedule's phase table and its total updates."""
+    if getattr(schedule, "adaptive", False):
+        print(
+            f"adaptive: starts at batch {schedule.batch_size}, LR {schedule.lr:g}; after each "
+            f"epoch the batch becomes {schedule.coefficient:g} x the measured B_simple (in "
+            f"multiples of {schedule.multiple_of}), never shrinking, at most x{schedule.factor:g} "
+            f"per epoch, capped at {schedule.max_batch_size}. The batch sizes depend on "
+            "measurements; the fastest growth the rule allows:"
+        )
+        schedule = schedule.fastest_growth()
     print(f"{schedule.name} on N = {num_train} training examples, momentum {momentum}:")
     header = (
         "phase",
@@ -191,6 +200,8 @@ def _resumed_args(
 
 
 def _describe(schedule: Any) -> str:
+    if getattr(schedule, "adaptive", False):
+        return f"adaptive from {schedule.batch_size}@{schedule.lr:g}"
     text = ", ".join(f"{p.epochs}x{p.batch_size}@{p.lr:g}" for p in schedule.phases)
     return text if len(text) < 200 else f"{len(schedule.phases)} phases"
 

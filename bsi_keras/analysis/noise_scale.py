@@ -19,13 +19,16 @@ property of the optimizer's settings: see `bsi_keras.schedules.noise_scale`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 
-def estimate(small_sq: float, big_sq: float, small: float, big: float) -> tuple[float, float]:
+def estimate(small_sq: Any, big_sq: Any, small: Any, big: Any) -> tuple[Any, Any]:
     """One measurement's unbiased ``(|G|^2, tr(Sigma))`` from two squared gradient norms.
+
+    Plain arithmetic, so the arguments may be numbers, numpy arrays or backend tensors (the
+    train step calls it inside the compiled step).
 
     Args:
         small_sq: ``|G_b|^2``, the squared norm of a batch-``small`` gradient (or the mean of
@@ -43,60 +46,49 @@ def estimate(small_sq: float, big_sq: float, small: float, big: float) -> tuple[
     >>> [round(v, 9) for v in estimate(11.0, 2.0, 10, 100)]
     [1.0, 100.0]
     """
-    if not 0 < small < big:
+    if isinstance(small, (int, float)) and isinstance(big, (int, float)) and not 0 < small < big:
         raise ValueError(f"need 0 < small < big, got {small} and {big}")
     grad_sq = (big * big_sq - small * small_sq) / (big - small)
     trace = (small_sq - big_sq) / (1.0 / small - 1.0 / big)
     return grad_sq, trace
 
 
-@dataclass
-class NoiseScale:
-    """Bias-corrected exponential moving averages of ``|G|^2`` and ``tr(Sigma)``.
+def ema_update(
+    averages: tuple[Any, Any, Any], grad_sq: Any, trace: Any, decay: float
+) -> tuple[Any, Any, Any]:
+    """Fold one measurement into the moving averages ``(|G|^2 sum, tr sum, count)``.
 
-    Args:
-        decay: the EMA's decay per measurement (GPT-NeoX uses 0.95 to 0.99).
+    The numerator and the denominator of ``B_simple`` are averaged separately (never the
+    ratio); `corrected` removes the EMA's bias towards its zero start.
 
     Example:
 
-    >>> ema = NoiseScale(decay=0.9)
-    >>> ema.update(*estimate(11.0, 2.0, 10, 100))
-    >>> round(ema.b_simple, 6)
-    100.0
+    >>> averages = ema_update((0.0, 0.0, 0.0), 2.0, 100.0, decay=0.5)
+    >>> averages
+    (1.0, 50.0, 1.0)
     """
+    grad_sum, trace_sum, count = averages
+    return (
+        decay * grad_sum + (1 - decay) * grad_sq,
+        decay * trace_sum + (1 - decay) * trace,
+        count + 1,
+    )
 
-    decay: float = 0.95
-    grad_sq_sum: float = 0.0
-    trace_sum: float = 0.0
-    count: int = 0
-    history: list[tuple[float, float]] = field(default_factory=list, repr=False)
 
-    def update(self, grad_sq: float, trace: float) -> None:
-        """Fold in one measurement's estimates."""
-        self.grad_sq_sum = self.decay * self.grad_sq_sum + (1 - self.decay) * grad_sq
-        self.trace_sum = self.decay * self.trace_sum + (1 - self.decay) * trace
-        self.count += 1
-        self.history.append((grad_sq, trace))
+def corrected(averages: tuple[Any, Any, Any], decay: float) -> tuple[Any, Any, Any]:
+    """Bias-corrected ``(|G|^2, tr(Sigma), B_simple)`` from `ema_update`'s averages.
 
-    @property
-    def grad_sq(self) -> float:
-        """The bias-corrected average of ``|G|^2``."""
-        return self.grad_sq_sum / self._correction()
+    Before any measurement (count 0) everything is NaN.
 
-    @property
-    def trace(self) -> float:
-        """The bias-corrected average of ``tr(Sigma)``."""
-        return self.trace_sum / self._correction()
+    Example:
 
-    @property
-    def b_simple(self) -> float:
-        """``tr(Sigma) / |G|^2`` from the averages (NaN before any measurement)."""
-        if self.count == 0 or self.grad_sq == 0:
-            return float("nan")
-        return self.trace / self.grad_sq
-
-    def _correction(self) -> float:
-        return 1.0 - self.decay**self.count if self.count else 1.0
+    >>> corrected(ema_update((0.0, 0.0, 0.0), 2.0, 100.0, decay=0.5), decay=0.5)
+    (2.0, 100.0, 50.0)
+    """
+    grad_sum, trace_sum, count = averages
+    correction = 1.0 - decay**count
+    grad_sq, trace = grad_sum / correction, trace_sum / correction
+    return grad_sq, trace, trace / grad_sq
 
 
 def least_squares_truth(

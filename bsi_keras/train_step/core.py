@@ -18,6 +18,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from bsi_keras.analysis.noise_scale import corrected, ema_update, estimate
 from bsi_keras.optimizers.sam import SAM
 from bsi_keras.train_step.autodiff import stateless_loss, value_and_grad
 
@@ -55,6 +56,35 @@ class LossDropout:
 
 
 @dataclass(frozen=True)
+class NoiseScaleOptions:
+    """Measure the gradient noise scale in the train step (McCandlish et al. 2018).
+
+    Every ``every`` updates, the logical batch of ``B`` examples is run as chunks of
+    ``small_batch`` examples: the chunks' squared gradient norms give ``|G_b|^2``, their
+    average gradient (which is also the update) gives ``|G_B|^2``, and the two give
+    unbiased estimates of ``|G|^2`` and ``tr(Sigma)``
+    (`bsi_keras.analysis.noise_scale.estimate`), folded into bias-corrected moving
+    averages. The logs carry ``gns_grad_sq``, ``gns_trace`` and ``gns_b_simple``.
+
+    Args:
+        every: measure every this many updates (1: every update).
+        small_batch: the small batch ``b`` (a multiple of the ghost batch keeps ghost
+            batches whole; at most ``max_physical_batch`` where that is set).
+        decay: the moving averages' decay per measurement.
+    """
+
+    every: int = 1
+    small_batch: int = 32
+    decay: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.every < 1 or self.small_batch < 1:
+            raise ValueError("noise scale: every and small_batch must be >= 1")
+        if not 0.0 < self.decay < 1.0:
+            raise ValueError(f"noise scale: decay must be in (0, 1), got {self.decay}")
+
+
+@dataclass(frozen=True)
 class StepOptions:
     """What the train step does beyond Keras's own.
 
@@ -74,16 +104,21 @@ class StepOptions:
     max_physical_batch: int | None = None
     loss_dropout: LossDropout | None = None
     sam: SAM | None = None
+    noise_scale: NoiseScaleOptions | None = None
 
     def __post_init__(self) -> None:
         if self.max_physical_batch is not None and self.max_physical_batch < 1:
             raise ValueError(f"max_physical_batch must be >= 1, got {self.max_physical_batch}")
+        if self.noise_scale is not None and self.sam is not None:
+            raise ValueError("measure the noise scale of plain gradients: not together with SAM")
+        physical = self.max_physical_batch
+        if self.noise_scale is not None and physical and self.noise_scale.small_batch > physical:
+            raise ValueError("the noise scale's small batch must fit in max_physical_batch")
 
     def needs_custom_step(self) -> bool:
         """Whether Keras's default train step would not do."""
-        return any(
-            option is not None for option in (self.max_physical_batch, self.loss_dropout, self.sam)
-        )
+        options = (self.max_physical_batch, self.loss_dropout, self.sam, self.noise_scale)
+        return any(option is not None for option in options)
 
 
 @dataclass
@@ -94,6 +129,9 @@ class StepGradients:
     grads: list[Any]
     non_trainable: list[Any]
     y_pred: Any
+    small_sq: Any = None  # mean squared norm of the equal chunks' gradients, if measured
+    small_size: Any = None  # their size
+    measured: Any = None  # 1.0 where this step measured the noise scale, else 0.0
 
 
 # (trainable, non_trainable, x, y, sample_weight) -> StepGradients
@@ -109,6 +147,7 @@ def compute_gradients(
     y: Any,
     sample_weight: Any,
     scale_loss: Callable[[Any], Any],
+    step: Any = 0,
 ) -> StepGradients:
     """The gradient of the batch's mean loss at the given weight values.
 
@@ -125,13 +164,16 @@ def compute_gradients(
         x, y, sample_weight: the logical batch.
         scale_loss: the optimizer's loss scaling (mixed precision), applied before the
             gradient is taken.
+        step: the update counter; with ``noise_scale``, updates whose counter is a
+            multiple of ``every`` also measure the noise scale.
 
     Returns:
         The `StepGradients`; the loss is the unscaled mean over the whole batch, and with
         SAM the loss, predictions and non-trainable values are those of the clean pass at
         ``w`` while the gradients are those at ``w + e(w)``.
     """
-    gradients = _one_pass(model, scale_loss)
+    one_pass = _one_pass(model, scale_loss)
+    gradients = one_pass
     if options.max_physical_batch is not None:
         gradients = _in_chunks(model, gradients, options.max_physical_batch)
     sam = options.sam
@@ -139,7 +181,71 @@ def compute_gradients(
         gradients = _sharpness_aware(gradients, sam, sam.scaled(model.trainable_variables))
         if sam.m is not None:
             gradients = _in_chunks(model, gradients, sam.m)
+    noise = options.noise_scale
+    if noise is not None:
+        measuring = _in_chunks(model, one_pass, noise.small_batch, measure=True)
+        gradients = _every(noise.every, step, measuring, _unmeasured(gradients))
     return gradients(trainable, non_trainable, x, y, sample_weight)
+
+
+def noise_scale_logs(
+    options: NoiseScaleOptions, result: StepGradients, averages: tuple[Any, Any, Any]
+) -> tuple[tuple[Any, Any, Any], dict[str, Any]]:
+    """Fold a step's measurement (if it made one) into the moving averages.
+
+    Args:
+        options: the noise-scale options.
+        result: the step's gradients with ``small_sq`` and ``measured``.
+        averages: ``(|G|^2 sum, tr(Sigma) sum, count)`` before the step.
+
+    Returns:
+        The new averages and the logs ``gns_grad_sq``, ``gns_trace``, ``gns_b_simple``.
+    """
+    big = ops.cast(ops.shape(result.y_pred)[0], "float32")
+    big_sq = sum(ops.sum(ops.square(g)) for g in result.grads)
+    grad_sq, trace = estimate(result.small_sq, big_sq, result.small_size, big)
+    updated = ema_update(averages, grad_sq, trace, options.decay)
+    averages = tuple(
+        ops.where(result.measured > 0.5, new, old) for new, old in zip(updated, averages)
+    )
+    grad_sq, trace, b_simple = corrected(averages, options.decay)
+    return averages, {"gns_grad_sq": grad_sq, "gns_trace": trace, "gns_b_simple": b_simple}
+
+
+def _every(every: int, step: Any, measuring: GradientsFn, plain: GradientsFn) -> GradientsFn:
+    """``measuring`` on updates whose counter is a multiple of ``every``, else ``plain``."""
+    if every == 1:
+        return measuring
+
+    def either(*args: Any) -> StepGradients:
+        due = ops.equal(ops.mod(step, every), 0)
+        fields = ops.cond(due, lambda: _fields(measuring(*args)), lambda: _fields(plain(*args)))
+        return StepGradients(*fields)
+
+    return either
+
+
+def _unmeasured(gradients: GradientsFn) -> GradientsFn:
+    """``gradients`` with zero noise-scale fields, to pair with a measuring path."""
+    return lambda *args: _not_measured(gradients(*args))
+
+
+def _not_measured(result: StepGradients) -> StepGradients:
+    zero = ops.zeros((), "float32")
+    fields = (result.loss, result.grads, result.non_trainable, result.y_pred)
+    return StepGradients(*fields, zero, ops.ones((), "float32"), zero)
+
+
+def _fields(result: StepGradients) -> tuple:
+    return (
+        result.loss,
+        result.grads,
+        result.non_trainable,
+        result.y_pred,
+        result.small_sq,
+        result.small_size,
+        result.measured,
+    )
 
 
 def skip_update(loss: Any, previous: Any, active: Any, rule: str) -> Any:
@@ -191,23 +297,28 @@ def _sharpness_aware(gradients: GradientsFn, sam: SAM, scaled: list[bool]) -> Gr
     return perturbed
 
 
-def _in_chunks(model: keras.Model, gradients: GradientsFn, size: int) -> GradientsFn:
+def _in_chunks(
+    model: keras.Model, gradients: GradientsFn, size: int, measure: bool = False
+) -> GradientsFn:
     """``gradients`` over consecutive chunks of ``size`` examples (the last one smaller).
 
     The chunks' losses and gradients are averaged weighted by their sizes, their
     predictions concatenated; the non-trainable values (batch-norm statistics) pass from
-    one chunk to the next.
+    one chunk to the next. With ``measure``, the mean squared gradient norm of the full
+    chunks (the smaller last one left out) is returned as ``small_sq`` for the noise scale;
+    a batch of at most ``size`` examples measures nothing (``measured`` 0).
     """
 
     def chunked(trainable, non_trainable, x, y, sample_weight) -> StepGradients:
         batch = ops.shape(keras.tree.flatten(x)[0])[0]
         if isinstance(batch, int) and batch <= size:
-            return gradients(trainable, non_trainable, x, y, sample_weight)
+            result = gradients(trainable, non_trainable, x, y, sample_weight)
+            return _not_measured(result) if measure else result
         full = batch // size
         rest = batch - full * size
 
-        def run(carry, start, part_size):
-            grad_sum, non_trainable, loss_sum, y_pred = carry
+        def run(carry, start, part_size, measured_part):
+            grad_sum, non_trainable, loss_sum, y_pred, sq_sum = carry
             part = _slice((x, y, sample_weight), start, part_size)
             result = gradients(trainable, non_trainable, *part)
             weight = ops.cast(part_size, "float32")
@@ -215,24 +326,36 @@ def _in_chunks(model: keras.Model, gradients: GradientsFn, size: int) -> Gradien
             y_pred = ops.slice_update(
                 y_pred, [start] + [0] * (len(y_pred.shape) - 1), result.y_pred
             )
-            return grad_sum, result.non_trainable, loss_sum + weight * result.loss, y_pred
+            if measured_part:
+                sq_sum = sq_sum + sum(ops.sum(ops.square(g)) for g in result.grads)
+            loss_sum = loss_sum + weight * result.loss
+            return grad_sum, result.non_trainable, loss_sum, y_pred, sq_sum
 
         output_shape = tuple(model.output_shape[1:]) if model.output_shape else ()
+        zero = ops.zeros((), "float32")
         carry = (
             [ops.zeros_like(v) for v in trainable],
             list(non_trainable),
-            ops.zeros((), "float32"),
+            zero,
             ops.zeros((batch, *output_shape), "float32"),
+            zero,
         )
-        carry = ops.fori_loop(0, full, lambda i, c: run(c, i * size, size), carry)
+        carry = ops.fori_loop(0, full, lambda i, c: run(c, i * size, size, measure), carry)
         if isinstance(rest, int):  # static shapes (JAX, PyTorch, and TensorFlow when known)
             if rest:
-                carry = run(carry, full * size, rest)
+                carry = run(carry, full * size, rest, False)
         else:  # TensorFlow traced with an unknown batch size
-            carry = ops.cond(rest > 0, lambda: run(carry, full * size, rest), lambda: carry)
-        grad_sum, non_trainable, loss_sum, y_pred = carry
+            carry = ops.cond(rest > 0, lambda: run(carry, full * size, rest, False), lambda: carry)
+        grad_sum, non_trainable, loss_sum, y_pred, sq_sum = carry
         total = ops.cast(batch, "float32")
-        return StepGradients(loss_sum / total, [g / total for g in grad_sum], non_trainable, y_pred)
+        result = StepGradients(
+            loss_sum / total, [g / total for g in grad_sum], non_trainable, y_pred
+        )
+        if measure:  # a traced batch of unknown size may turn out too small to measure
+            result.small_sq = sq_sum / ops.maximum(ops.cast(full, "float32"), 1.0)
+            result.small_size = ops.cast(size, "float32")
+            result.measured = ops.cast(ops.greater(batch, size), "float32")
+        return result
 
     return chunked
 

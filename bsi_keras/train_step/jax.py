@@ -7,7 +7,12 @@ from typing import Any
 import keras
 from keras import ops
 
-from bsi_keras.train_step.core import StepOptions, compute_gradients, skip_update
+from bsi_keras.train_step.core import (
+    StepOptions,
+    compute_gradients,
+    noise_scale_logs,
+    skip_update,
+)
 from bsi_keras.train_step.state import StepState
 
 
@@ -23,8 +28,9 @@ def make_train_step(options: StepOptions, state: StepState) -> Any:
             with keras.StatelessScope(state_mapping=mapping):
                 return self.optimizer.scale_loss(loss)
 
+        step = optimizer_values[state.index(self.optimizer, self.optimizer.iterations)]
         result = compute_gradients(
-            self, options, trainable, non_trainable, x, y, sample_weight, scale_loss
+            self, options, trainable, non_trainable, x, y, sample_weight, scale_loss, step
         )
 
         def apply() -> tuple[list, list]:
@@ -49,6 +55,14 @@ def make_train_step(options: StepOptions, state: StepState) -> Any:
         logs, metrics_values = self._update_metrics_variables(
             metrics_values, result.loss, x, y, result.y_pred, sample_weight
         )
+        if options.noise_scale is not None:
+            indices = [state.index(self.optimizer, v) for v in state.noise_averages]
+            averages = tuple(optimizer_values[i] for i in indices)
+            averages, extra = noise_scale_logs(options.noise_scale, result, averages)
+            optimizer_values = list(optimizer_values)
+            for i, value in zip(indices, averages):
+                optimizer_values[i] = value
+            logs = {**logs, **extra}
         return logs, (trainable, result.non_trainable, optimizer_values, metrics_values)
 
     return train_step

@@ -15,7 +15,7 @@ from bsi_keras.train_step.core import StepOptions
 
 
 class StepState:
-    """The loss-dropout memory: the previous batch's loss and whether the window is open.
+    """The loss-dropout memory and the noise scale's moving averages.
 
     Args:
         optimizer: the model's optimizer (built here if needed).
@@ -31,14 +31,21 @@ class StepState:
     ):
         self.options = options
         self.previous_loss = self.active = None
-        if options.loss_dropout is None:
+        self.noise_averages: list[keras.Variable] = []
+        if options.loss_dropout is None and options.noise_scale is None:
             return
         if not optimizer.built:
             optimizer.build(variables)
-        self.previous_loss = optimizer.add_variable(
-            (), initializer=keras.initializers.Constant(math.nan), name="loss_dropout_previous"
-        )
-        self.active = optimizer.add_variable((), name="loss_dropout_active")
+        if options.loss_dropout is not None:
+            self.previous_loss = optimizer.add_variable(
+                (), initializer=keras.initializers.Constant(math.nan), name="loss_dropout_previous"
+            )
+            self.active = optimizer.add_variable((), name="loss_dropout_active")
+        if options.noise_scale is not None:
+            self.noise_averages = [
+                optimizer.add_variable((), name=name)
+                for name in ("gns_grad_sq_sum", "gns_trace_sum", "gns_count")
+            ]
 
     def begin_epoch(self, epoch: int) -> None:
         """Open or close the loss-dropout window for 0-based ``epoch``."""

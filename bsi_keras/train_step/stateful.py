@@ -7,7 +7,12 @@ from typing import Any
 import keras
 from keras import ops
 
-from bsi_keras.train_step.core import StepOptions, compute_gradients, skip_update
+from bsi_keras.train_step.core import (
+    StepOptions,
+    compute_gradients,
+    noise_scale_logs,
+    skip_update,
+)
 from bsi_keras.train_step.state import StepState
 
 
@@ -25,6 +30,7 @@ def make_train_step(options: StepOptions, state: StepState) -> Any:
             y,
             sample_weight,
             self.optimizer.scale_loss,
+            self.optimizer.iterations.value,
         )
         for variable, value in zip(self.non_trainable_variables, result.non_trainable):
             variable.assign(value)
@@ -45,6 +51,13 @@ def make_train_step(options: StepOptions, state: StepState) -> Any:
             state.previous_loss.assign(result.loss)
         batch = ops.shape(keras.tree.flatten(x)[0])[0]
         self._loss_tracker.update_state(result.loss, sample_weight=batch)
-        return self.compute_metrics(x, y, result.y_pred, sample_weight)
+        logs = self.compute_metrics(x, y, result.y_pred, sample_weight)
+        if options.noise_scale is not None:
+            averages = tuple(v.value for v in state.noise_averages)
+            averages, extra = noise_scale_logs(options.noise_scale, result, averages)
+            for variable, value in zip(state.noise_averages, averages):
+                variable.assign(value)
+            logs = {**logs, **extra}
+        return logs
 
     return train_step
