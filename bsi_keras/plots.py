@@ -169,6 +169,51 @@ def error_figure(
     return path
 
 
+def noise_scale_figure(
+    folders: Sequence[str | os.PathLike], path: str | os.PathLike, title: str | None = None
+) -> Path:
+    """Batch size against the measured noise scale, and Smith's noise scale, per epoch.
+
+    Left: each run's batch size (solid) and its measured simple noise scale ``B_simple``
+    (dashed, same colour; runs measured with ``--noise_scale_every``) on a log scale. Right:
+    Smith et al.'s SGD noise scale ``lr N / (B (1 - momentum))`` of every run.
+
+    Args:
+        folders: run folders.
+        path: where to write the PNG.
+        title: the figure title.
+
+    Returns:
+        The PNG's path.
+    """
+    runs = [load_run(f) for f in folders]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    for index, run in enumerate(runs):
+        color = f"C{index}"
+        epochs = run.column("epoch")
+        left.plot(epochs, run.column("batch_size"), color=color, marker="o", label=run.path.name)
+        if run.rows and "gns_b_simple" in run.rows[0]:
+            measured = np.where(run.column("gns_b_simple") > 0, run.column("gns_b_simple"), np.nan)
+            left.plot(epochs, measured, color=color, linestyle="--")
+        right.plot(epochs, run.column("noise_scale"), color=color, marker="o", label=run.path.name)
+    left.plot([], [], color="grey", linestyle="--", label="measured B_simple")
+    left.set_yscale("log")
+    left.set_xlabel("epoch")
+    left.set_ylabel("batch size / B_simple")
+    right.set_yscale("log")
+    right.set_xlabel("epoch")
+    right.set_ylabel("Smith's noise scale lr N / (B (1 - m))")
+    for ax in (left, right):
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="small")
+    fig.suptitle(title or _default_title(runs[0]))
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_error_vs_batch_size(runs: Sequence[Run], ax: plt.Axes) -> None:
     """Final test error against the run's initial batch size, one line per schedule."""
     groups: dict[str, list[tuple[float, float]]] = {}

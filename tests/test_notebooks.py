@@ -14,7 +14,9 @@ def execute(name: str) -> nbformat.NotebookNode:
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     os.environ["BSI_QUICK"] = "1"
     try:
-        NotebookClient(notebook, timeout=600, kernel_name="python3").execute()
+        # Run in the notebooks' folder, as Jupyter does.
+        resources = {"metadata": {"path": str(NOTEBOOKS)}}
+        NotebookClient(notebook, timeout=600, kernel_name="python3", resources=resources).execute()
     finally:
         del os.environ["BSI_QUICK"]
     return notebook
@@ -49,3 +51,14 @@ def test_visualisation_notebook():
         o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
     ]
     assert len(images) == 1
+
+
+@pytest.mark.notebook
+def test_noise_scale_notebook():
+    notebook = execute("noise_scale.ipynb")
+    text = outputs_text(notebook)
+    assert "adaptive" in text and "increase_bs" in text
+    images = [
+        o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+    ]
+    assert len(images) == 3
