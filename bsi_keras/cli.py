@@ -342,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed of weights and data order",
     )
     _switch(r, "--deterministic", help="ask the backend for deterministic kernels (GPUs)")
+    _switch(
+        r,
+        "--distribute",
+        help="data-parallel over every local device (global batch sizes; JAX or TensorFlow)",
+    )
     r.add_argument(
         "--checkpoint_every",
         type=int,

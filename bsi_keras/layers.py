@@ -109,12 +109,15 @@ class GhostBatchNormalization(keras.layers.Layer):
             if self.center
             else None
         )
+        # Under tf.distribute each replica updates the statistics from its own share of
+        # the batch; "mean" averages the replicas' updates into one value.
         self.moving_mean = self.add_weight(
             shape=shape,
             initializer=self.moving_mean_initializer,
             trainable=False,
             name="moving_mean",
             autocast=False,
+            aggregation="mean",
         )
         self.moving_variance = self.add_weight(
             shape=shape,
@@ -122,6 +125,7 @@ class GhostBatchNormalization(keras.layers.Layer):
             trainable=False,
             name="moving_variance",
             autocast=False,
+            aggregation="mean",
         )
 
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:

@@ -9,6 +9,7 @@ continues a run from its checkpoint; ``--dry-run`` prints the phase table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import sys
 from collections.abc import Sequence
@@ -142,8 +143,9 @@ def _train_one(args: argparse.Namespace, dataset: Any, schedule: Any, folder: Pa
     from bsi_keras.optimizers import get_optimizer
 
     keras.utils.set_random_seed(args.seed)
-    model = _build_model(args, dataset)
-    optimizer = get_optimizer(args.optimizer, schedule.at(0).lr, args.momentum, args.clip_norm)
+    with _distribution_scope(args):
+        model = _build_model(args, dataset)
+        optimizer = get_optimizer(args.optimizer, schedule.at(0).lr, args.momentum, args.clip_norm)
     print(f"{schedule.name}: {_describe(schedule)} -> {folder}")
     _, summary = train(
         model,
@@ -171,6 +173,17 @@ def _train_one(args: argparse.Namespace, dataset: Any, schedule: Any, folder: Pa
         f"(+{summary['compile_seconds']:.1f} s compile)"
     )
     return summary
+
+
+def _distribution_scope(args: argparse.Namespace) -> Any:
+    """The scope models are built in: data-parallel with ``--distribute``."""
+    if not args.distribute:
+        return contextlib.nullcontext()
+    from bsi_keras.train_step.distribute import data_parallel
+
+    scope, devices = data_parallel()
+    print(f"data-parallel over {devices} devices; batch sizes are global")
+    return scope
 
 
 def _resumed_args(

@@ -50,6 +50,12 @@ def install(model: keras.Model, options: StepOptions | None) -> Iterator[StepSta
     if options is None or not options.needs_custom_step():
         yield None
         return
+    replicas = getattr(getattr(model, "distribute_strategy", None), "num_replicas_in_sync", 1)
+    if replicas > 1 and options.noise_scale is not None:
+        raise ValueError(
+            "the noise scale measures whole-batch gradients, which tf.distribute's replicas "
+            "never see; measure it on one device, or data-parallel on JAX"
+        )
     state = StepState(model.optimizer, model.trainable_variables, options)
     if keras.backend.backend() == "jax":
         from bsi_keras.train_step.jax import make_train_step

@@ -6,6 +6,7 @@ from typing import Any
 
 import keras
 from keras import ops
+from keras.src.losses.loss import unscale_loss_for_distribution
 
 from bsi_keras.train_step.core import (
     StepOptions,
@@ -50,7 +51,10 @@ def make_train_step(options: StepOptions, state: StepState) -> Any:
             ops.cond(skip, lambda: None, apply)
             state.previous_loss.assign(result.loss)
         batch = ops.shape(keras.tree.flatten(x)[0])[0]
-        self._loss_tracker.update_state(result.loss, sample_weight=batch)
+        # Under tf.distribute the loss is divided by the replicas (their gradients are
+        # summed); Keras's own TensorFlow step undoes that for the reported loss.
+        loss = unscale_loss_for_distribution(result.loss)
+        self._loss_tracker.update_state(loss, sample_weight=batch)
         logs = self.compute_metrics(x, y, result.y_pred, sample_weight)
         if options.noise_scale is not None:
             averages = tuple(v.value for v in state.noise_averages)
