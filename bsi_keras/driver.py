@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,9 +28,15 @@ from bsi_keras import checkpoint, train_step
 from bsi_keras.optimizers import momentum_of, reset_state, set_learning_rate
 from bsi_keras.optimizers.learning_rate import ScheduledLearningRate
 from bsi_keras.schedules import EpochSetting, FunctionSchedule, Schedule, noise_scale
-from bsi_keras.train_step import StepOptions
+from bsi_keras.train_step import StepOptions, tf_data
 
 ScheduleLike = Schedule | FunctionSchedule | Callable[[int], tuple[int, float]]
+
+# On TensorFlow the driver runs this many train steps per call of Keras's train function
+# in epochs of at least MIN_EXECUTIONS_PER_EPOCH such calls (see
+# `_ScheduleRun._steps_per_execution`).
+STEPS_PER_EXECUTION = 32
+MIN_EXECUTIONS_PER_EPOCH = 8
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -143,7 +150,7 @@ def fit(
     run = _ScheduleRun(
         model,
         _as_schedule(schedule, epochs),
-        _training_data(x, y, sample_weight, augmentation),
+        _training_data(x, y, sample_weight, augmentation, class_weight),
         callbacks=list(callbacks or []),
         verbose=1 if verbose == "auto" else int(verbose),
         seed=seed,
@@ -175,24 +182,39 @@ def _as_schedule(schedule: ScheduleLike, epochs: int | None) -> Schedule | Funct
 
 
 def _training_data(
-    x: Any, y: Any, sample_weight: Any, augmentation: Callable | None
+    x: Any,
+    y: Any,
+    sample_weight: Any,
+    augmentation: Callable | None,
+    class_weight: Mapping[int, float] | None,
 ) -> _ArrayData | _TFDatasetData | _PyDatasetData:
     if isinstance(x, keras.utils.PyDataset):
         return _PyDatasetData(x)
     if type(x).__module__.startswith("tensorflow") and hasattr(x, "cardinality"):
         return _TFDatasetData(x)
-    return _ArrayData(x, y, sample_weight, augmentation)
+    # Keras weighs classes differently for datasets than for arrays: keep arrays then.
+    return _ArrayData(x, y, sample_weight, augmentation, tensorflow_batches=class_weight is None)
 
 
 @dataclass
 class _ArrayData:
-    """Training arrays, served in a fresh order (and augmentation) every epoch."""
+    """Training arrays, served in a fresh order (and augmentation) every epoch.
+
+    On TensorFlow, numeric numpy arrays become tensors, and every epoch is a dataset that
+    gathers its batches (``tensorflow_batches``, see `_tensorflow_batches`): without
+    augmentation from tensors made once, instead of a permuted copy that ``model.fit``
+    copies again. Permuted (and augmented) numpy arrays are prepared one epoch ahead in a
+    background thread (`_Background`), so that the accelerator does not wait for the host.
+    """
 
     x: Any
     y: Any
     sample_weight: np.ndarray | None = None
     augmentation: Callable[[np.ndarray, int, int], np.ndarray] | None = None
+    tensorflow_batches: bool = True
     num_examples: int = field(init=False)
+    tensors: Any = field(default=None, init=False, repr=False)  # TensorFlow copies, made once
+    ahead: tuple[tuple[int, ...], _Background] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.x is None:
@@ -202,6 +224,9 @@ class _ArrayData:
         if len(sizes) != 1:
             raise ValueError(f"x, y and sample_weight differ in length: {sorted(sizes)}")
         self.num_examples = sizes.pop()
+        self.tensorflow_batches = self.tensorflow_batches and _tensorflow_ready(
+            (self.x, self.y, self.sample_weight)
+        )
 
     def split(self, fraction: float) -> tuple[Any, ...]:
         """Hold out the last ``fraction`` of the examples (Keras's validation_split)."""
@@ -217,15 +242,63 @@ class _ArrayData:
 
     def epoch(self, seed: int, epoch: int, batch_size: int, drop_remainder: bool) -> dict:
         """``model.fit`` arguments for epoch ``epoch`` (a pure function of seed and epoch)."""
-        order = np.random.default_rng([seed, epoch]).permutation(self.num_examples)
+        kept = self.num_examples
         if drop_remainder:
-            order = order[: (self.num_examples // batch_size) * batch_size]
+            kept -= kept % batch_size
+        if self.tensorflow_batches and self.augmentation is None:
+            if self.tensors is None:
+                self.tensors = tf_data.as_tensors((self.x, self.y, self.sample_weight))
+            order = self._order(seed, epoch)[:kept]
+            return {"x": tf_data.batches(self.tensors, order, batch_size)}
+        arrays = self._arrays(seed, epoch, kept)
+        following = (seed, epoch + 1, kept)  # guessing that the batch size stays
+        self.ahead = (following, _Background(lambda: self._prepare(*following)))
+        if self.tensorflow_batches:
+            return {"x": tf_data.batches(tf_data.as_tensors(arrays), np.arange(kept), batch_size)}
+        x, y, sample_weight = arrays
+        return {"x": x, "y": y, "sample_weight": sample_weight, "batch_size": batch_size}
+
+    def _order(self, seed: int, epoch: int) -> np.ndarray:
+        return np.random.default_rng([seed, epoch]).permutation(self.num_examples)
+
+    def _arrays(self, seed: int, epoch: int, kept: int) -> tuple[Any, Any, Any]:
+        """The epoch's arrays: prepared ahead if they were, else now."""
+        if self.ahead is not None and self.ahead[0] == (seed, epoch, kept):
+            return self.ahead[1].result()
+        return self._prepare(seed, epoch, kept)
+
+    def _prepare(self, seed: int, epoch: int, kept: int) -> tuple[Any, Any, Any]:
+        """The first ``kept`` examples in the epoch's order, augmented."""
+        order = self._order(seed, epoch)[:kept]
         x, y, sample_weight = _map_arrays(
             lambda a: np.take(a, order, axis=0), (self.x, self.y, self.sample_weight)
         )
         if self.augmentation is not None:
             x = self.augmentation(x, seed, epoch)
-        return {"x": x, "y": y, "sample_weight": sample_weight, "batch_size": batch_size}
+        return x, y, sample_weight
+
+
+class _Background:
+    """A function of no arguments running in a daemon thread (a run may end without it)."""
+
+    def __init__(self, function: Callable[[], Any]):
+        self.outcome: tuple[bool, Any] | None = None
+        self.thread = threading.Thread(target=self._run, args=(function,), daemon=True)
+        self.thread.start()
+
+    def _run(self, function: Callable[[], Any]) -> None:
+        try:
+            self.outcome = (True, function())
+        except BaseException as error:  # re-raised by `result` in the caller's thread
+            self.outcome = (False, error)
+
+    def result(self) -> Any:
+        """The function's value (waiting for it), or its exception raised here."""
+        self.thread.join()
+        succeeded, value = self.outcome
+        if not succeeded:
+            raise value
+        return value
 
 
 @dataclass
@@ -294,10 +367,11 @@ class _Bridge(keras.callbacks.Callback):
     Keras keeps dispatching steps asynchronously otherwise.
     """
 
-    def __init__(self, outer: keras.callbacks.CallbackList, forward_batch_end: bool):
+    def __init__(self, outer: keras.callbacks.CallbackList, forward_batch_end: bool, steps: int):
         super().__init__()
         self.outer = outer
-        self.begin_times: list[float] = []
+        self.steps = steps
+        self.begins: list[tuple[int, float]] = []
         self.epoch_logs: dict[str, Any] | None = None
         self.started = self.ended = 0.0
         if forward_batch_end:
@@ -308,20 +382,28 @@ class _Bridge(keras.callbacks.Callback):
         self.outer.on_epoch_begin(epoch, logs)
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        self.begin_times.append(time.perf_counter())
+        self.begins.append((batch, time.perf_counter()))
         self.outer.on_train_batch_begin(batch, logs)
 
     def _forward_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.outer.on_train_batch_end(batch, logs)
+        # Keras numbers a call of several steps by its last step, past the epoch's last one
+        # for a short final call.
+        self.outer.on_train_batch_end(min(batch, self.steps - 1), logs)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.ended = time.perf_counter()
         self.epoch_logs = dict(logs or {})
 
-    def step_seconds(self) -> list[float]:
-        """Wall time of every step (a step's begin to the next one's, the last to the end)."""
-        marks = [*self.begin_times, self.ended]
-        return [b - a for a, b in itertools.pairwise(marks)]
+    def executions(self, steps: int, per_execution: int) -> list[tuple[int, int, float]]:
+        """``(first step, end step, seconds)`` of every call of the train function.
+
+        A call's seconds run from its begin to the next one's (the last one's to the epoch
+        end); the list is empty when the epoch stopped before its last step.
+        """
+        if not self.begins or self.begins[-1][0] + per_execution < steps:
+            return []
+        marks = [*self.begins, (steps, self.ended)]
+        return [(a, b, t_b - t_a) for (a, t_a), (b, t_b) in itertools.pairwise(marks)]
 
 
 class _ScheduleRun:
@@ -355,6 +437,7 @@ class _ScheduleRun:
         self.drop_remainder = drop_remainder
         self.momentum_correction = momentum_correction
         self.validation: tuple[Any, ...] | None = None
+        self.validation_tensors: tuple[Any, ...] | None = None  # made at the first evaluation
         self.callbacks, backup = _take_backup_and_restore(callbacks)
         self.checkpoint_dir = (
             Path(checkpoint_dir or backup.backup_dir) if (checkpoint_dir or backup) else None
@@ -382,6 +465,8 @@ class _ScheduleRun:
             "last_lr": None,
         }
         self.traced_shapes: set[int] = set()
+        self.multi_step = False  # whether `_steps_per_execution` may run several steps
+        self.multi_step_function: Any = None  # the train function of STEPS_PER_EXECUTION
 
     def set_validation(self, validation_data: tuple | None, validation_split: float) -> None:
         """Use ``validation_data``, or hold out ``validation_split`` of the training data."""
@@ -413,10 +498,9 @@ class _ScheduleRun:
             steps=None,
         )
         forward_batch_end = any(
-            not getattr(getattr(c, hook), "_is_default", False)
-            for c in outer.callbacks
-            for hook in ("on_train_batch_end", "on_batch_end")
+            _listens(c, ("on_train_batch_end", "on_batch_end")) for c in outer.callbacks
         )
+        self.multi_step = self._may_run_several_steps(outer)
         outer.on_train_begin()
         for epoch, row in enumerate(self.state["rows"]):
             self.history.on_epoch_end(epoch, row)
@@ -479,24 +563,26 @@ class _ScheduleRun:
             examples -= examples % setting.batch_size
         steps = math.ceil(examples / setting.batch_size)
         outer.set_params({"verbose": self.verbose, "epochs": self.schedule.epochs, "steps": steps})
-        bridge = _Bridge(outer, forward_batch_end)
+        bridge = _Bridge(outer, forward_batch_end, steps)
         updates_before = self._updates()
-        self.model.fit(
-            **inputs,
-            class_weight=self.class_weight,
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            shuffle=False,
-            verbose=0,
-            callbacks=[bridge],
-        )
+        per_execution = self._steps_per_execution(steps)
+        with self._train_function(per_execution):
+            self.model.fit(
+                **inputs,
+                class_weight=self.class_weight,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                shuffle=False,
+                verbose=0,
+                callbacks=[bridge],
+            )
         if received:
             raise TrainingInterrupted(received[0], epoch)
         logs = {
             **bridge.epoch_logs,
             **self._evaluate(),
             **self._schedule_fields(setting, lr, examples),
-            **self._timing_fields(bridge, setting.batch_size, examples),
+            **self._timing_fields(bridge, setting.batch_size, examples, per_execution),
             "epoch_updates": self._updates() - updates_before,
         }
         logs["updates"] = self._cumulative_updates() + logs["epoch_updates"]
@@ -516,6 +602,58 @@ class _ScheduleRun:
             if last or (epoch + 1) % self.checkpoint_every == 0:
                 self._save_checkpoint()
         return logs
+
+    def _may_run_several_steps(self, outer: keras.callbacks.CallbackList) -> bool:
+        """Whether several train steps per call of the train function change nothing.
+
+        Keras's TensorFlow trainer returns to Python after every step, which costs about
+        2 ms: as much as a whole step of the MNIST CNN at batch 100. Several steps per call
+        save it, but callbacks then see batch events once per call only, so the driver does
+        it only on TensorFlow, for a model compiled with Keras's default of one step, when
+        no callback but the progress bar listens to batches.
+        """
+        hooks = ("on_train_batch_begin", "on_batch_begin", "on_train_batch_end", "on_batch_end")
+        return (
+            keras.backend.backend() == "tensorflow"
+            and self.model.steps_per_execution == 1
+            and not any(
+                _listens(c, hooks)
+                for c in outer.callbacks
+                if not isinstance(c, keras.callbacks.ProgbarLogger)
+            )
+        )
+
+    def _steps_per_execution(self, steps: int) -> int:
+        """Train steps per call of the train function in an epoch of ``steps`` steps.
+
+        STEPS_PER_EXECUTION where `_may_run_several_steps` allowed it and the epoch is long:
+        Keras traces a multi-step function twice (about 0.3 s each for a small model), which
+        pays off in long epochs only, and these keep enough calls per epoch to tell the
+        compile time apart (see `_timing_fields`). Otherwise the model's own setting.
+        """
+        if self.multi_step and steps >= STEPS_PER_EXECUTION * MIN_EXECUTIONS_PER_EPOCH:
+            return STEPS_PER_EXECUTION
+        return self.model.steps_per_execution
+
+    @contextmanager
+    def _train_function(self, per_execution: int) -> Iterator[None]:
+        """Give the model the train function of ``per_execution`` steps for one ``fit`` call.
+
+        The multi-step function is kept for the rest of the run, so that it is traced once;
+        the model's own function and setting are restored after the call.
+        """
+        model = self.model
+        own = model.train_function, model.steps_per_execution
+        if per_execution == own[1]:
+            yield
+            return
+        model.steps_per_execution = per_execution
+        model.train_function = self.multi_step_function
+        try:
+            yield
+        finally:
+            self.multi_step_function = model.train_function
+            model.train_function, model.steps_per_execution = own
 
     def _apply_learning_rate(self, scheduled_lr: float) -> float:
         """Set the schedule's LR, keeping any change a callback made as a multiplier.
@@ -541,16 +679,21 @@ class _ScheduleRun:
     def _evaluate(self) -> dict[str, float]:
         if self.validation is None:
             return {}
-        x, y, *weights = self.validation
-        results = self.model.evaluate(
-            x,
-            y,
-            sample_weight=weights[0] if weights else None,
-            batch_size=self.eval_batch_size,
-            verbose=0,
-            return_dict=True,
-        )
+        results = self.model.evaluate(**self._validation_inputs(), verbose=0, return_dict=True)
         return {f"val_{name}": float(value) for name, value in results.items()}
+
+    def _validation_inputs(self) -> dict[str, Any]:
+        """``model.evaluate`` arguments: on TensorFlow, batches of tensors made once (the
+        batches ``model.evaluate`` would make of the arrays, without copying them again)."""
+        if not _tensorflow_ready(self.validation):
+            x, y, *weights = self.validation
+            weight = weights[0] if weights else None
+            return {"x": x, "y": y, "sample_weight": weight, "batch_size": self.eval_batch_size}
+        if self.validation_tensors is None:
+            self.validation_tensors = tf_data.as_tensors(self.validation)
+        size = len(keras.tree.flatten(self.validation)[0])
+        order = np.arange(size)
+        return {"x": tf_data.batches(self.validation_tensors, order, self.eval_batch_size)}
 
     def _schedule_fields(self, setting: EpochSetting, lr: float, examples: int) -> dict:
         momentum = momentum_of(self.model.optimizer)
@@ -564,22 +707,27 @@ class _ScheduleRun:
             fields["schedule_reason"] = setting.reason
         return fields
 
-    def _timing_fields(self, bridge: _Bridge, batch_size: int, examples: int) -> dict:
+    def _timing_fields(
+        self, bridge: _Bridge, batch_size: int, examples: int, per_execution: int
+    ) -> dict:
         """Epoch training seconds with the estimated compile time kept apart.
 
         A step that runs a batch shape for the first time includes tracing and compiling;
-        its excess over the epoch's median step is counted as compile time.
+        the excess of its call of the train function over the calls' median time per step
+        (times the call's steps) is counted as compile time.
         """
-        durations = bridge.step_seconds()
         sizes = [batch_size] * (examples // batch_size)
         if examples % batch_size:
             sizes.append(examples % batch_size)
+        executions = bridge.executions(len(sizes), per_execution)
         compile_seconds = 0.0
-        if len(durations) == len(sizes) and len(durations) > 1:
-            typical = float(np.median(durations))
-            for index, size in enumerate(sizes):
-                if size not in self.traced_shapes:
-                    compile_seconds += max(0.0, durations[index] - typical)
+        if len(executions) > 1:
+            typical = float(
+                np.median([seconds / (end - start) for start, end, seconds in executions])
+            )
+            for start, end, seconds in executions:
+                if any(size not in self.traced_shapes for size in sizes[start:end]):
+                    compile_seconds += max(0.0, seconds - typical * (end - start))
         self.traced_shapes.update(sizes)
         total = bridge.ended - bridge.started
         return {"epoch_seconds": total - compile_seconds, "compile_seconds": compile_seconds}
@@ -635,9 +783,25 @@ def _stop_on_signals(model: keras.Model) -> Iterator[list[int]]:
             signal.signal(signum, old)
 
 
+def _listens(callback: keras.callbacks.Callback, hooks: Sequence[str]) -> bool:
+    """Whether ``callback`` overrides any of the ``hooks`` (Keras marks the defaults)."""
+    return any(not getattr(getattr(callback, hook), "_is_default", False) for hook in hooks)
+
+
 def _map_arrays(fn: Callable[[Any], Any], structure: Any) -> Any:
     """Apply ``fn`` to every array of a nested structure, leaving None alone."""
     return keras.tree.map_structure(lambda a: None if a is None else fn(a), structure)
+
+
+def _tensorflow_ready(structure: tuple[Any, ...]) -> bool:
+    """Whether the backend is TensorFlow and ``(x, y[, sample_weight])`` holds targets and
+    numeric numpy arrays only (what `_as_tensors` takes)."""
+    arrays = [a for a in keras.tree.flatten(structure) if a is not None]
+    return (
+        keras.backend.backend() == "tensorflow"
+        and structure[1] is not None
+        and all(isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in arrays)
+    )
 
 
 def _jsonable(logs: Mapping[str, Any]) -> dict[str, Any]:

@@ -72,6 +72,22 @@ def test_accumulation_across_phases_and_partial_batches():
     assert np.all(np.isfinite(history.history["loss"]))
 
 
+@pytest.fixture
+def mixed_bfloat16():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_accumulation_under_mixed_precision(mixed_bfloat16):
+    """bfloat16 predictions of the micro-batches gather into the float32 batch output."""
+    _, history = train(
+        schedules.constant(1, 40, 0.01), step_options=StepOptions(max_physical_batch=20)
+    )
+    assert history.history["epoch_updates"] == [5]
+    assert np.all(np.isfinite(history.history["loss"]))
+
+
 def test_skip_update_rule():
     nan = float("nan")
     assert bool(skip_update(1.0, 2.0, 1.0, "lower")) is True

@@ -323,8 +323,10 @@ def _in_chunks(
             result = gradients(trainable, non_trainable, *part)
             weight = ops.cast(part_size, "float32")
             grad_sum = [total + weight * g for total, g in zip(grad_sum, result.grads)]
-            y_pred = ops.slice_update(
-                y_pred, [start] + [0] * (len(y_pred.shape) - 1), result.y_pred
+            y_pred = ops.slice_update(  # float32 also under mixed precision
+                y_pred,
+                [start] + [0] * (len(y_pred.shape) - 1),
+                ops.cast(result.y_pred, y_pred.dtype),
             )
             if measured_part:
                 sq_sum = sq_sum + sum(ops.sum(ops.square(g)) for g in result.grads)

@@ -1,0 +1,154 @@
+"""The README's performance table, built from the benchmarks' JSON files.
+
+Reads ``bench/results/*.json`` (or ``--results``) and prints a Markdown table: one row per
+measured figure, its goal, and where it was measured. A benchmark without a result file is
+left out; paste the output into the README rather than typing numbers.
+
+    python bench/table.py [--results bench/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+HEADER = (
+    "| benchmark | setting | result: median (min to max) over rounds | goal | measured on |\n"
+    "| --- | --- | --- | --- | --- |"
+)
+Row = tuple[str, str, str, str]  # benchmark, setting, result, goal
+PRECISION_SUFFIX = re.compile(r"_b?float16$")  # gpu_wrn_bfloat16.json is a gpu_wrn result
+
+
+def spread(summary: dict[str, float], digits: int = 2, scale: float = 1.0, unit: str = "") -> str:
+    """``median (min to max)`` with ``unit``."""
+    median, low, high = (scale * summary[k] for k in ("median", "min", "max"))
+    return f"{median:.{digits}f}{unit} ({low:.{digits}f} to {high:.{digits}f})"
+
+
+def driver_overhead(result: dict[str, Any]) -> Iterator[Row]:
+    """The driver against plain ``model.fit``."""
+    phases = " -> ".join(str(p["batch_size"]) for p in result["schedule"]["phases"])
+    setting = f"{sum(p['epochs'] for p in result['schedule']['phases'])} epochs, batch {phases}"
+    compiled = result["compile_seconds"]
+    yield (
+        "schedule driver overhead over plain `model.fit`",
+        f"{setting}, {result['train_examples']:,} {result['dataset']} images, {result['model']}",
+        f"{spread(result['overhead_cold'], 1, 100, ' %')} of wall time incl. compile; "
+        f"{spread(result['overhead_warm'], 1, 100, ' %')} warm (all traced); the driver "
+        f"logged {spread(compiled['driver_logged'], 1, unit=' s')} of compile",
+        "<= 3 %",
+    )
+
+
+def torch_throughput(result: dict[str, Any]) -> Iterator[Row]:
+    """bsi_keras and plain ``model.fit`` against PyTorch eager on the MNIST CNN."""
+    for row in result["rows"]:
+        setting = f"{result['model']}, batch {row['batch_size']}, one epoch of {row['images']:,}"
+        yield (
+            "images/s, `bsi_keras.fit` / PyTorch eager",
+            setting,
+            f"{spread(row['bsi_keras_over_torch'], unit='x')} "
+            f"(plain `model.fit`: {spread(row['keras_fit_over_torch'], unit='x')})",
+            ">= 1.0x",
+        )
+
+
+def epoch_time_vs_batch(result: dict[str, Any]) -> Iterator[Row]:
+    """Epoch seconds per batch size."""
+    times = ", ".join(
+        f"{r['batch_size']}: {r['epoch_seconds']['median']:.2f} s" for r in result["rows"]
+    )
+    yield (
+        "epoch time vs batch size",
+        f"{result['model']}, {result['train_examples']:,} {result['dataset']} images",
+        f"{times}; within {result['tolerance']:.0%} of the fastest from batch "
+        f"{result['saturates_at']}",
+        "where larger batches stop paying off",
+    )
+
+
+def gpu_wrn(result: dict[str, Any]) -> Iterator[Row]:
+    """WRN-16-4, bsi_keras on JAX against PyTorch eager on one device."""
+    for row in result["rows"]:
+        fraction = row["fraction_of_peak"]
+        yield (
+            "images/s, `bsi_keras.fit` (JAX) / PyTorch eager",
+            f"{result['model']}, batch {row['batch_size']}, {result['precision']}",
+            f"{spread(row['bsi_keras_over_torch'], unit='x')}; fraction of "
+            f"{result['peak_tflops']:g} TFLOP/s: {fraction['bsi_keras']['median']:.3f} vs "
+            f"{fraction['torch']['median']:.3f}",
+            ">= 1.0x",
+        )
+
+
+def payoff(result: dict[str, Any]) -> Iterator[Row]:
+    """Wall-clock of the batch-size schedules over decay_lr."""
+    milestones = "/".join(str(m) for m in result["milestones"])
+    yield (
+        "wall-clock, increase_bs / decay_lr (hybrid / decay_lr)",
+        f"{result['model']}, {result['epochs']} epochs, milestones {milestones}, "
+        f"{result['train_examples']:,} {result['dataset']} images, {result['precision']}",
+        f"{spread(result['increase_bs_over_decay_lr'], unit='x')} "
+        f"({spread(result['hybrid_over_decay_lr'], unit='x')}); training alone "
+        f"{_median_ratio(result, 'increase_bs', 'train_seconds'):.2f}x "
+        f"({_median_ratio(result, 'hybrid', 'train_seconds'):.2f}x), compile "
+        f"{_median(result, 'increase_bs', 'compile_seconds'):.0f} s vs "
+        f"{_median(result, 'decay_lr', 'compile_seconds'):.0f} s",
+        "<= 0.5x (GPU)",
+    )
+
+
+def _median(result: dict[str, Any], schedule: str, key: str) -> float:
+    return result["schedules"][schedule][key]["median"]
+
+
+def _median_ratio(result: dict[str, Any], schedule: str, key: str) -> float:
+    """Median ``key`` of ``schedule`` over decay_lr's."""
+    return _median(result, schedule, key) / _median(result, "decay_lr", key)
+
+
+BENCHMARKS: dict[str, Callable[[dict[str, Any]], Iterator[Row]]] = {
+    "driver_overhead": driver_overhead,
+    "torch_throughput": torch_throughput,
+    "epoch_time_vs_batch": epoch_time_vs_batch,
+    "gpu_wrn": gpu_wrn,
+    "payoff": payoff,
+}
+
+
+def measured_on(result: dict[str, Any]) -> str:
+    """Device, backend and date of a result."""
+    machine = result["machine"]
+    device = result.get("device") or f"{machine['cpu_count']}-core CPU"
+    return f"{device}, {result['backend']}, {machine['time'][:10]}"
+
+
+def table(results: Path) -> str:
+    """The Markdown table of every known result file in ``results``, in `BENCHMARKS` order."""
+    found: dict[str, list[dict[str, Any]]] = {kind: [] for kind in BENCHMARKS}
+    for path in sorted(results.glob("*.json")):
+        result = json.loads(path.read_text())
+        kind = PRECISION_SUFFIX.sub("", result.get("benchmark", ""))
+        if kind in found:
+            found[kind].append(result)
+    lines = [HEADER]
+    for kind, kind_results in found.items():
+        for result in kind_results:
+            for row in BENCHMARKS[kind](result):
+                lines.append("| " + " | ".join([*row, measured_on(result)]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
+    print(table(parser.parse_args(argv).results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""TensorFlow input pipelines for the schedule driver (the backend-specific part of feeding).
+
+On TensorFlow the driver turns numpy training and validation arrays into tensors once per
+run, and serves every epoch as a `tf.data.Dataset` that gathers the epoch's batches by
+index: no permuted copy of the data per epoch, and none of the copy ``model.fit`` makes of
+numpy arrays at every call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+
+def as_tensors(structure: Any) -> Any:
+    """TensorFlow tensors of ``(x, y[, sample_weight])``, floats in Keras's float type as
+    ``model.fit`` makes them; a missing sample weight is dropped, lists become tuples."""
+    import tensorflow as tf
+
+    def tensor(array: np.ndarray) -> Any:
+        if array.dtype.kind == "f":
+            array = array.astype(keras.backend.floatx(), copy=False)
+        return tf.convert_to_tensor(array)
+
+    x, y, *weights = structure
+    present = (x, y, *weights) if weights and weights[0] is not None else (x, y)
+    return keras.tree.lists_to_tuples(keras.tree.map_structure(tensor, present))
+
+
+def batches(tensors: Any, order: np.ndarray, batch_size: int) -> Any:
+    """A `tf.data.Dataset` of the batches of ``tensors`` in the example ``order``.
+
+    Each batch is gathered by index, so no permuted copy of the data is made; the batches
+    have the static shape of the batch size where it divides the examples, as Keras's own
+    array pipeline gives them. Autotuning is off: its thread makes the end of every
+    ``fit`` call wait up to about a second for it (once per epoch for the driver).
+    """
+    import tensorflow as tf
+
+    full = len(order) // batch_size * batch_size
+    indices = tf.data.Dataset.from_tensor_slices(order[:full].reshape(-1, batch_size))
+    if full < len(order):
+        indices = indices.concatenate(tf.data.Dataset.from_tensors(order[full:]))
+    batches = indices.map(
+        lambda index: keras.tree.map_structure(lambda t: tf.gather(t, index), tensors)
+    )
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return batches.prefetch(2).with_options(options)

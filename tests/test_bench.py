@@ -1,0 +1,199 @@
+"""The benchmark scripts: the table they feed, the PyTorch twins, smoke runs (slow)."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).parent.parent / "bench"
+
+
+def load(name: str) -> ModuleType:
+    """A module of bench/ (not a package), loaded under the name ``bench_<name>``."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+table = load("table")
+
+
+def spread(median: float) -> dict:
+    return {"median": median, "min": 0.9 * median, "max": 1.1 * median, "rounds": [median]}
+
+
+MACHINE = {"machine": {"cpu_count": 2, "time": "2026-01-01 00:00:00"}, "backend": "tensorflow"}
+RESULTS = {
+    "driver_overhead": {
+        "schedule": {
+            "phases": [{"epochs": 2, "batch_size": 100}, {"epochs": 4, "batch_size": 500}]
+        },
+        "train_examples": 60000,
+        "dataset": "fashion_mnist",
+        "model": "mnist_cnn",
+        "overhead_cold": spread(0.01),
+        "overhead_warm": spread(0.02),
+        "compile_seconds": {"driver_logged": spread(1.0)},
+    },
+    "torch_throughput": {
+        "model": "mnist_cnn",
+        "rows": [
+            {
+                "batch_size": 100,
+                "images": 60000,
+                "bsi_keras_over_torch": spread(1.3),
+                "keras_fit_over_torch": spread(0.8),
+            }
+        ],
+    },
+    "epoch_time_vs_batch": {
+        "model": "mnist_cnn",
+        "train_examples": 60000,
+        "dataset": "fashion_mnist",
+        "tolerance": 0.1,
+        "saturates_at": 2500,
+        "rows": [{"batch_size": 100, "epoch_seconds": spread(2.0)}],
+    },
+    "gpu_wrn_bfloat16": {
+        "device": "NVIDIA H100",
+        "model": "wrn_16_4",
+        "precision": "bfloat16",
+        "peak_tflops": 989.0,
+        "rows": [
+            {
+                "batch_size": 128,
+                "bsi_keras_over_torch": spread(1.1),
+                "fraction_of_peak": {"bsi_keras": spread(0.2), "torch": spread(0.18)},
+            }
+        ],
+    },
+    "payoff": {
+        "model": "wrn_16_4",
+        "epochs": 20,
+        "milestones": [6, 12, 16],
+        "train_examples": 50000,
+        "dataset": "synthetic_cifar",
+        "precision": "float32",
+        "increase_bs_over_decay_lr": spread(0.45),
+        "hybrid_over_decay_lr": spread(0.7),
+    },
+}
+
+
+def test_table_has_a_row_per_figure_in_benchmark_order(tmp_path):
+    for name, result in RESULTS.items():
+        record = {"benchmark": name, **result, **MACHINE}
+        (tmp_path / f"{name}.json").write_text(json.dumps(record))
+    (tmp_path / "unrelated.json").write_text(json.dumps({"benchmark": "other"}))
+    lines = table.table(tmp_path).splitlines()
+    assert lines[:2] == table.HEADER.splitlines()
+    assert len(lines) == 2 + len(RESULTS)
+    assert "1.0 % (0.9 to 1.1)" in lines[2] and "<= 3 %" in lines[2] and "1.0 s" in lines[2]
+    assert "1.30x (1.17 to 1.43)" in lines[3] and "0.80x" in lines[3]
+    assert "from batch 2500" in lines[4]
+    assert "NVIDIA H100" in lines[5] and "0.200 vs 0.180" in lines[5]
+    assert "0.45x" in lines[6] and "0.70x" in lines[6]
+
+
+def test_torch_ghost_batch_norm_is_the_keras_layer():
+    torch = pytest.importorskip("torch")
+    import keras
+
+    from bsi_keras.layers import GhostBatchNormalization
+
+    torch_models = load("torch_models")
+
+    x = np.random.default_rng(0).normal(1.0, 3.0, (25, 5, 5, 3)).astype("float32")
+    keras_layer = GhostBatchNormalization(10, momentum=0.9)  # 25 = 2 x 10 + a rest of 5
+    torch_layer = torch_models.GhostBatchNorm2d(3, 10, momentum=0.1, eps=1e-3)
+    expected = keras.ops.convert_to_numpy(keras_layer(x, training=True))
+    got = torch_layer(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    np.testing.assert_allclose(got.detach().numpy(), expected, atol=1e-5)
+    for keras_stat, torch_stat in (
+        (keras_layer.moving_mean, torch_layer.running_mean),
+        (keras_layer.moving_variance, torch_layer.running_var),
+    ):
+        np.testing.assert_allclose(
+            torch_stat.numpy(), keras.ops.convert_to_numpy(keras_stat), atol=1e-6
+        )
+
+
+def test_torch_wide_resnet_has_the_keras_parameter_count():
+    pytest.importorskip("torch")
+    from bsi_keras import get_model
+
+    torch_models = load("torch_models")
+
+    keras_model = get_model("wrn_16_4")
+    trainable = sum(int(np.prod(v.shape)) for v in keras_model.trainable_variables)
+    assert sum(p.numel() for p in torch_models.wide_resnet().parameters()) == trainable
+
+
+def run_bench(script: str, *args: str, tmp_path: Path, **env: str) -> str:
+    environment = {**os.environ, "BENCH_RESULTS": str(tmp_path), **env}
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_gpu_wrn_runs_tiny_on_the_cpu(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    output = run_bench(
+        "gpu_wrn.py",
+        "--steps",
+        "1",
+        "--batch_sizes",
+        "4",
+        "--rounds",
+        "1",
+        tmp_path=tmp_path,
+        KERAS_BACKEND="jax",
+    )
+    assert "bsi_keras / torch" in output
+    result = json.loads((tmp_path / "gpu_wrn.json").read_text())
+    assert result["rows"][0]["train_flops_per_step"] > 0
+    assert "wrn_16_4, batch 4" in table.table(tmp_path)
+
+
+@pytest.mark.slow
+def test_payoff_runs_tiny(tmp_path):
+    output = run_bench(
+        "payoff.py",
+        "--num_train",
+        "128",
+        "--num_test",
+        "16",
+        "--epochs",
+        "4",
+        "--milestones",
+        "1",
+        "2",
+        "3",
+        "--model",
+        "wrn_10_1",
+        "--batch_size",
+        "16",
+        tmp_path=tmp_path,
+    )
+    assert "increase_bs" in output
+    result = json.loads((tmp_path / "payoff.json").read_text())
+    assert (
+        result["schedules"]["increase_bs"]["total_updates"]
+        < result["schedules"]["decay_lr"]["total_updates"]
+    )
