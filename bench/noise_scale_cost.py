@@ -2,7 +2,7 @@
 
 One epoch of 20,000 Fashion-MNIST images at batch 100 (the MNIST CNN, SGD with momentum,
 small batch 20 for the measurement) through `bsi_keras.fit`, in turn: not measured,
-measured every 10 updates (the adaptive schedule's default), and every update. Each
+measured every 10 updates, and every update (the adaptive schedule's default). Each
 contender trains its own model; the first epoch of each (compilation) is not timed.
 
     python bench/noise_scale_cost.py [--rounds 5]

@@ -16,6 +16,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import keras
+
 from bsi_keras import schedules
 from bsi_keras.data import available_datasets
 from bsi_keras.models import available_models, is_model_name
@@ -206,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--noise_scale_every",
         type=int,
         default=None,
-        help="measure the gradient noise scale every K updates (default: off; 10 for adaptive)",
+        help="measure the gradient noise scale every K updates (default: off; 1 for adaptive)",
     )
     s.add_argument(
         "--noise_scale_batch",
@@ -445,6 +447,11 @@ def check_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         )
     _check_sam(parser, args)
     _check_noise_scale(parser, args)
+    if args.distribute and keras.backend.backend() not in DISTRIBUTED_BACKENDS:
+        parser.error(
+            f"argument --distribute: needs the {' or '.join(DISTRIBUTED_BACKENDS)} backend, "
+            f"not {keras.backend.backend()} (set KERAS_BACKEND)"
+        )
 
 
 def _check_noise_scale(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -535,10 +542,15 @@ def step_options(args: argparse.Namespace) -> StepOptions:
 
 
 def noise_scale_every(args: argparse.Namespace) -> int:
-    """How often the noise scale is measured (0: never)."""
+    """How often the noise scale is measured (0: never).
+
+    Every update for the adaptive schedule: `bench/noise_scale_cost.py` measures an epoch
+    measured every 10 updates as at least as slow as one measured at every update (the step
+    that picks between the two paths costs more than the measurement it saves).
+    """
     if args.noise_scale_every is not None:
         return args.noise_scale_every
-    return 10 if args.schedule == "adaptive" else 0
+    return 1 if args.schedule == "adaptive" else 0
 
 
 def noise_scale_batch(args: argparse.Namespace) -> int:
@@ -572,6 +584,8 @@ def flag_table() -> str:
         lines.append(f"| {flags} | {default} | {(action.help or '').strip()}{choices} |")
     return "\n".join(lines)
 
+
+DISTRIBUTED_BACKENDS = ("jax", "tensorflow")  # see `bsi_keras.train_step.distribute`
 
 PHASES_EXCLUDE = ("epochs", "batch_size", "lr", "milestones", "factor", "cap", "grow_steps")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,35 @@ def load_run(path: str | os.PathLike, label: str | None = None) -> Run:
     schedule = config.get("schedule")
     name = schedule.get("name") if isinstance(schedule, dict) else None
     return Run(path, label or name or path.name, config, read_log(path / "log.csv"))
+
+
+def load_runs(folders: Sequence[str | os.PathLike]) -> list[Run]:
+    """Read run folders, labelled by schedule unless two share one (then by folder name)."""
+    runs = [load_run(f) for f in folders]
+    labels = [run.label for run in runs]
+    return [
+        replace(run, label=run.path.name) if labels.count(run.label) > 1 else run for run in runs
+    ]
+
+
+def save(fig: plt.Figure, path: str | os.PathLike, tight: bool = True) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (folders made) and close it.
+
+    Args:
+        fig: the figure.
+        path: where to write it.
+        tight: lay it out with ``tight_layout`` first (not for a constrained layout).
+
+    Returns:
+        The PNG's path.
+    """
+    if tight:
+        fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def plot_accuracy(runs: Sequence[Run], ax: plt.Axes, against: str = "epoch") -> None:
@@ -118,19 +147,14 @@ def comparison_figure(
     Returns:
         The PNG's path.
     """
-    runs = [load_run(f) for f in folders]
+    runs = load_runs(folders)
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     plot_accuracy(runs, axes[0, 0], "epoch")
     plot_accuracy(runs, axes[0, 1], "updates")
     plot_epoch_seconds(runs, axes[1, 0])
     plot_total_seconds(runs, axes[1, 1])
     fig.suptitle(title or _default_title(runs[0]))
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def error_figure(
@@ -162,11 +186,7 @@ def error_figure(
     for milestone in runs[0].milestones:
         axes[0].axvline(milestone + 0.5, color="red", linestyle="--", linewidth=1)
     fig.suptitle(title or _default_title(runs[0]))
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def noise_scale_figure(
@@ -207,11 +227,7 @@ def noise_scale_figure(
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize="small")
     fig.suptitle(title or _default_title(runs[0]))
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_error_vs_batch_size(runs: Sequence[Run], ax: plt.Axes) -> None:
@@ -257,11 +273,7 @@ def sweep_figure(
     right.grid(alpha=0.3)
     right.legend(fontsize="small", ncol=2)
     fig.suptitle(title or "sweep")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def _default_title(run: Run) -> str:

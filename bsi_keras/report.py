@@ -1,15 +1,16 @@
 """Result tables from run folders (Markdown and CSV).
 
-``python -m bsi_keras.report RUN_FOLDER ...`` prints the Markdown table.
+``python -m bsi_keras.report RUN_FOLDER ...`` prints the Markdown table (``--csv``: CSV); a
+folder of run folders, such as the one ``--schedule all`` writes, stands for its runs.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,5 +69,43 @@ def summary_table(folders: Sequence[str | os.PathLike], fmt: str = "markdown") -
     return "\n".join(lines) + "\n"
 
 
+def run_folders(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """The run folders among ``paths``, each folder of run folders replaced by its runs.
+
+    Raises:
+        ValueError: a path is neither a run folder nor holds any.
+
+    Example:
+
+    >>> run_folders([])
+    []
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        runs = (
+            [path]
+            if (path / "summary.json").is_file()
+            else sorted(p.parent for p in path.glob("*/summary.json"))
+        )
+        if not runs:
+            raise ValueError(f"{path} is not a run folder (no summary.json) and holds none")
+        found += runs
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the results table of the run folders named in ``argv``."""
+    parser = argparse.ArgumentParser(prog="python -m bsi_keras.report", description=__doc__)
+    parser.add_argument("folders", nargs="+", help="run folders, or folders of run folders")
+    parser.add_argument("--csv", action="store_true", help="CSV instead of Markdown")
+    args = parser.parse_args(argv)
+    try:
+        folders = run_folders(args.folders)
+    except ValueError as error:
+        parser.error(str(error))
+    print(summary_table(folders, "csv" if args.csv else "markdown"), end="")
+    return 0
+
+
 if __name__ == "__main__":
-    print(summary_table(sys.argv[1:]), end="")
+    raise SystemExit(main())

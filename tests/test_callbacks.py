@@ -258,6 +258,7 @@ def test_tf_data_and_py_dataset_inputs():
         assert history.history["epoch_updates"] == [20, 20, 10, 10, 5, 5]
 
 
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason="PyTorch runs eagerly")
 def test_traces_once_per_batch_shape():
     """A three-phase schedule traces the train step once per distinct batch shape."""
     model = compiled_model()

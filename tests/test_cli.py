@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bsi_keras import cli, run
+from bsi_keras import cli, report, run
 from bsi_keras.run_folder import read_log
 
 TINY = ["--dataset", "mnist_sample", "--num_train", "400", "--num_test", "100", "--verbose", "0"]
@@ -143,7 +143,7 @@ def test_divergence_stops_with_a_message_and_keeps_the_log(tmp_path, capsys):
     assert summary["status"] == "diverged"
 
 
-def test_schedule_all_writes_three_runs_and_the_comparison(tmp_path):
+def test_schedule_all_writes_three_runs_and_the_comparison(tmp_path, capsys):
     folder = tmp_path / "compare"
     argv = [
         *TINY,
@@ -160,6 +160,11 @@ def test_schedule_all_writes_three_runs_and_the_comparison(tmp_path):
     for name in ("decay_lr", "hybrid", "increase_bs"):
         assert len(read_log(folder / name / "log.csv")) == 3
     assert (folder / "comparison.png").stat().st_size > 10_000
+    assert report.main([str(folder)]) == 0  # the folder of runs stands for its three runs
+    assert capsys.readouterr().out.count("| compare/") == 3
+    with pytest.raises(SystemExit):
+        report.main([str(folder / "comparison.png")])
+    assert "is not a run folder" in capsys.readouterr().err
 
 
 def test_flag_table_lists_every_flag():

@@ -4,8 +4,11 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
+import pytest
 
+from bsi_keras import cli
 from bsi_keras.run_folder import read_log
 
 # Split the CPU into N devices before the backend starts, then run the command line.
@@ -54,6 +57,9 @@ def train(devices: int, folder) -> list[dict]:
     return read_log(folder / "log.csv")
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() not in cli.DISTRIBUTED_BACKENDS, reason="JAX and TensorFlow only"
+)
 def test_two_devices_follow_one(tmp_path):
     """Same global batches, ghost batches whole on each device: the same trajectory.
 
@@ -70,3 +76,24 @@ def test_two_devices_follow_one(tmp_path):
             [float(r[column]) for r in double], [float(r[column]) for r in single], rtol=1e-3
         )
     assert [r["updates"] for r in double] == [r["updates"] for r in single]
+
+
+def test_distribute_on_pytorch_is_refused_by_name(tmp_path):
+    pytest.importorskip("torch")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bsi_keras.run",
+            *FLAGS,
+            "--distribute",
+            "--filename",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "KERAS_BACKEND": "torch"},
+    )
+    assert result.returncode == 2
+    assert "argument --distribute: needs the jax or tensorflow backend, not torch" in result.stderr

@@ -95,7 +95,8 @@ def test_killed_run_resumes_to_the_same_log(uninterrupted, tmp_path, signum):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert rows_without_timing(folder) == rows_without_timing(uninterrupted)
     config = json.loads((folder / "config.json").read_text())
-    assert len(config["resumptions"]) == 1 and config["resumptions"][0]["from_epoch"] >= 3
+    # A kill between an epoch's log row and its checkpoint resumes one epoch earlier.
+    assert len(config["resumptions"]) == 1 and config["resumptions"][0]["from_epoch"] >= 2
     assert json.loads((folder / "summary.json").read_text())["status"] == "finished"
 
 

@@ -133,7 +133,7 @@ def test_reset_optimizer_clears_momentum_at_phase_changes():
 def test_torch_convention_sgd_equals_keras_sgd_with_momentum_correction():
     """Goyal's correction makes Keras's SGD take PyTorch's steps across an LR change."""
     rng = np.random.default_rng(0)
-    grads = [rng.normal(size=3).astype("float32") for _ in range(6)]
+    grads = [keras.ops.convert_to_tensor(rng.normal(size=3), "float32") for _ in range(6)]
     ours_w = keras.Variable(np.ones(3, "float32"))
     keras_w = keras.Variable(np.ones(3, "float32"))
     ours, theirs = SGD(0.1, momentum=0.9), keras.optimizers.SGD(0.1, momentum=0.9)

@@ -27,6 +27,7 @@ import numpy as np
 
 from bsi_keras.analysis.interpolation import Interpolation
 from bsi_keras.analysis.landscape import Landscape
+from bsi_keras.plots import save
 
 
 def plot_interpolation(
@@ -80,7 +81,7 @@ def plot_interpolation(
     loss_axis.legend(loc="center left")
     loss_axis.grid(alpha=0.3)
     loss_axis.set_title(title or f"linear interpolation (BN statistics: {line.bn_stats})")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_landscape_1d(
@@ -114,7 +115,7 @@ def plot_landscape_1d(
     loss_axis.legend(loc="center")
     loss_axis.grid(alpha=0.3)
     loss_axis.set_title(title or "1-D loss landscape")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_contour(
@@ -164,7 +165,7 @@ def plot_contour(
         filled, ax=axes.tolist(), label=f"loss (clipped at {bounds[1]:.3g})", format="%.2f"
     )
     fig.suptitle(title or "2-D loss landscape (filter-normalized directions)")
-    return _save(fig, path, tight=False)
+    return save(fig, path, tight=False)
 
 
 def plot_surface(
@@ -206,7 +207,7 @@ def plot_surface(
         ax.set_ylabel("direction 2")
         ax.set_zlabel("loss")
     fig.suptitle(title or "2-D loss landscape (filter-normalized directions)")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _loss_bounds(landscapes: Mapping[str, Landscape], loss_max: float) -> tuple[float, float]:
@@ -225,13 +226,3 @@ def _center(landscape: Landscape) -> float:
 
 def _colors() -> list[str]:
     return plt.rcParams["axes.prop_cycle"].by_key()["color"]
-
-
-def _save(fig: plt.Figure, path: str | os.PathLike, tight: bool = True) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if tight:
-        fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
