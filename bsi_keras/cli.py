@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -92,9 +93,30 @@ def family(dataset: str) -> str:
     return "cifar" if "cifar" in dataset else "mnist"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, naming the flag before a stray value such as the ``-inf`` of
+    ``--milestones 0 -inf`` (argparse reads it as an unknown flag)."""
+
+    def parse_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        args = sys.argv[1:] if args is None else list(args)
+        parsed, extras = self.parse_known_args(args, namespace)
+        for extra in extras:
+            before = [a.split("=")[0] for a in args[: args.index(extra)] if a.startswith("--")]
+            if not extra.startswith("--") and before:
+                self.error(
+                    f"argument {before[-1]}: unexpected value {extra!r} (a value that starts "
+                    f"with '-' reads as a flag; for a single value write {before[-1]}={extra})"
+                )
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser; flags whose default follows the dataset family default to None here."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m bsi_keras.run",
         description="Train with a batch-size / learning-rate schedule into a run folder.",
     )

@@ -3,7 +3,7 @@
 import itertools
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bsi_keras import cli, run
@@ -84,6 +84,7 @@ def check_outcome(argv, capsys) -> None:
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(argv=command_lines())
+@example(argv=["--batch_size", "0", "--phases", "", "--milestones", "0", "-inf"])  # found on JAX
 def test_any_flags_are_checked_before_training(argv, capsys):
     """Dry runs: every combination passes every check, or is refused naming a flag."""
     check_outcome([*argv, "--dry-run"], capsys)
