@@ -74,6 +74,7 @@ def train_once(
         folder,
         verbose=0,
         step_options=StepOptions(max_physical_batch=CIFAR["max_physical_batch"]),
+        drop_remainder=args.drop_remainder,
     )
     return {"wall_seconds": time.perf_counter() - start, **summary}
 
@@ -127,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model", default=CIFAR["model"])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument(
+        "--drop_remainder", action="store_true", help="drop each epoch's last partial batch"
+    )
+    parser.add_argument(
         "--mixed_precision", choices=("float32", "bfloat16", "float16"), default="float32"
     )
     args = parser.parse_args(argv)
@@ -146,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"hybrid {common.fmt(result['hybrid_over_decay_lr'])}x"
     )
     suffix = "" if args.mixed_precision == "float32" else f"_{args.mixed_precision}"
+    suffix += "_drop_remainder" if args.drop_remainder else ""
     path = common.write_result(
         f"payoff{suffix}",
         {
@@ -154,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "train_examples": args.num_train,
             "model": args.model,
             "precision": args.mixed_precision,
+            "drop_remainder": args.drop_remainder,
             "epochs": args.epochs,
             "milestones": args.milestones,
             "rounds": args.rounds,

@@ -21,7 +21,8 @@ HEADER = (
     "| --- | --- | --- | --- | --- |"
 )
 Row = tuple[str, str, str, str]  # benchmark, setting, result, goal
-PRECISION_SUFFIX = re.compile(r"_b?float16$")  # gpu_wrn_bfloat16.json is a gpu_wrn result
+# gpu_wrn_bfloat16.json is a gpu_wrn result, payoff_drop_remainder.json a payoff one
+VARIANT_SUFFIX = re.compile(r"(_b?float16)?(_drop_remainder)?$")
 
 
 def spread(summary: dict[str, float], digits: int = 2, scale: float = 1.0, unit: str = "") -> str:
@@ -92,7 +93,8 @@ def payoff(result: dict[str, Any]) -> Iterator[Row]:
     yield (
         "wall-clock, increase_bs / decay_lr (hybrid / decay_lr)",
         f"{result['model']}, {result['epochs']} epochs, milestones {milestones}, "
-        f"{result['train_examples']:,} {result['dataset']} images, {result['precision']}",
+        f"{result['train_examples']:,} {result['dataset']} images, {result['precision']}"
+        + (", last partial batch dropped" if result.get("drop_remainder") else ""),
         f"{spread(result['increase_bs_over_decay_lr'], unit='x')} "
         f"({spread(result['hybrid_over_decay_lr'], unit='x')}); training alone "
         f"{_median_ratio(result, 'increase_bs', 'train_seconds'):.2f}x "
@@ -133,7 +135,7 @@ def table(results: Path) -> str:
     found: dict[str, list[dict[str, Any]]] = {kind: [] for kind in BENCHMARKS}
     for path in sorted(results.glob("*.json")):
         result = json.loads(path.read_text())
-        kind = PRECISION_SUFFIX.sub("", result.get("benchmark", ""))
+        kind = VARIANT_SUFFIX.sub("", result.get("benchmark", ""))
         if kind in found:
             found[kind].append(result)
     lines = [HEADER]
