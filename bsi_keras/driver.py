@@ -144,8 +144,8 @@ def fit(
     >>> model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     >>> s = schedules.increase_bs(epochs=2, batch_size=50, lr=0.05, milestones=[1], factor=2)
     >>> h = fit(model, ds.x_train, ds.y_train, schedule=s, verbose=0, seed=0)
-    >>> h.history["batch_size"], h.history["updates"]
-    ([50, 100], [8, 12])
+    >>> h.history["batch_size"], h.history["updates"]  # Keras logs numbers as floats
+    ([50.0, 100.0], [8.0, 12.0])
     """
     run = _ScheduleRun(
         model,
@@ -224,7 +224,7 @@ class _ArrayData:
         if len(sizes) != 1:
             raise ValueError(f"x, y and sample_weight differ in length: {sorted(sizes)}")
         self.num_examples = sizes.pop()
-        self.tensorflow_batches = self.tensorflow_batches and _tensorflow_ready(
+        self.tensorflow_batches = self.tensorflow_batches and tf_data.applies_to(
             (self.x, self.y, self.sample_weight)
         )
 
@@ -685,7 +685,7 @@ class _ScheduleRun:
     def _validation_inputs(self) -> dict[str, Any]:
         """``model.evaluate`` arguments: on TensorFlow, batches of tensors made once (the
         batches ``model.evaluate`` would make of the arrays, without copying them again)."""
-        if not _tensorflow_ready(self.validation):
+        if not tf_data.applies_to(self.validation):
             x, y, *weights = self.validation
             weight = weights[0] if weights else None
             return {"x": x, "y": y, "sample_weight": weight, "batch_size": self.eval_batch_size}
@@ -791,17 +791,6 @@ def _listens(callback: keras.callbacks.Callback, hooks: Sequence[str]) -> bool:
 def _map_arrays(fn: Callable[[Any], Any], structure: Any) -> Any:
     """Apply ``fn`` to every array of a nested structure, leaving None alone."""
     return keras.tree.map_structure(lambda a: None if a is None else fn(a), structure)
-
-
-def _tensorflow_ready(structure: tuple[Any, ...]) -> bool:
-    """Whether the backend is TensorFlow and ``(x, y[, sample_weight])`` holds targets and
-    numeric numpy arrays only (what `_as_tensors` takes)."""
-    arrays = [a for a in keras.tree.flatten(structure) if a is not None]
-    return (
-        keras.backend.backend() == "tensorflow"
-        and structure[1] is not None
-        and all(isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in arrays)
-    )
 
 
 def _jsonable(logs: Mapping[str, Any]) -> dict[str, Any]:

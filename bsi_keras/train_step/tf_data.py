@@ -14,6 +14,23 @@ import keras
 import numpy as np
 
 
+def applies_to(structure: tuple[Any, ...]) -> bool:
+    """Whether the backend is TensorFlow and ``(x, y[, sample_weight])`` holds targets and
+    numeric numpy arrays only (what `as_tensors` takes).
+
+    Example:
+
+    >>> applies_to((np.zeros((2, 3)), None))  # no targets
+    False
+    """
+    arrays = [a for a in keras.tree.flatten(structure) if a is not None]
+    return (
+        keras.backend.backend() == "tensorflow"
+        and structure[1] is not None
+        and all(isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in arrays)
+    )
+
+
 def as_tensors(structure: Any) -> Any:
     """TensorFlow tensors of ``(x, y[, sample_weight])``, floats in Keras's float type as
     ``model.fit`` makes them; a missing sample weight is dropped, lists become tuples."""
