@@ -1,5 +1,6 @@
 """The notebooks run, in their quick setting (BSI_QUICK=1)."""
 
+import json
 import os
 from pathlib import Path
 
@@ -10,13 +11,16 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 
 
-def execute(name: str) -> nbformat.NotebookNode:
+def execute(name: str, timeout: int = 600) -> nbformat.NotebookNode:
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     os.environ["BSI_QUICK"] = "1"
     try:
         # Run in the notebooks' folder, as Jupyter does.
         resources = {"metadata": {"path": str(NOTEBOOKS)}}
-        NotebookClient(notebook, timeout=600, kernel_name="python3", resources=resources).execute()
+        client = NotebookClient(
+            notebook, timeout=timeout, kernel_name="python3", resources=resources
+        )
+        client.execute()
     finally:
         del os.environ["BSI_QUICK"]
     return notebook
@@ -31,15 +35,23 @@ def outputs_text(notebook: nbformat.NotebookNode) -> str:
     return "\n".join(parts)
 
 
+def images(notebook: nbformat.NotebookNode) -> list:
+    """The notebook's PNG outputs."""
+    outputs = [o for cell in notebook.cells for o in cell.get("outputs", [])]
+    return [o for o in outputs if "image/png" in o.get("data", {})]
+
+
+def printed_json(notebook: nbformat.NotebookNode) -> dict:
+    """What the second-to-last cell printed as JSON (the notebooks' summary cell)."""
+    return json.loads("".join(o.get("text", "") for o in notebook.cells[-2].outputs))
+
+
 @pytest.mark.notebook
 def test_mnist_schedules_notebook():
     notebook = execute("mnist_schedules.ipynb")
     text = outputs_text(notebook)
     assert "finished" in text and "increase_bs" in text
-    images = [
-        o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
-    ]
-    assert len(images) == 7  # four optimizers in (a), three in (b)
+    assert len(images(notebook)) == 7  # four optimizers in (a), three in (b)
 
 
 @pytest.mark.notebook
@@ -47,10 +59,7 @@ def test_visualisation_notebook():
     notebook = execute("visualisation.ipynb")
     text = outputs_text(notebook)
     assert "decay_lr" in text and "increase_bs" in text
-    images = [
-        o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
-    ]
-    assert len(images) == 1
+    assert len(images(notebook)) == 1
 
 
 @pytest.mark.notebook
@@ -58,7 +67,28 @@ def test_noise_scale_notebook():
     notebook = execute("noise_scale.ipynb")
     text = outputs_text(notebook)
     assert "adaptive" in text and "increase_bs" in text
-    images = [
-        o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
-    ]
-    assert len(images) == 3
+    assert len(images(notebook)) == 3
+
+
+@pytest.mark.notebook
+def test_sam_study_notebook():
+    notebook = execute("sam_study.ipynb", timeout=300)
+    summary = printed_json(notebook)
+    assert summary["runs"] == 8
+    best = summary["best_test_accuracy"]
+    assert set(best) == {"momentum", "sam_momentum", "asam_momentum", "adam", "sam_adam"}
+    assert all(0.0 <= a <= 1.0 for runs in best.values() for a in runs.values())
+    assert set(summary["time_factors"]) == {"sam_momentum", "asam_momentum", "sam_adam"}
+    assert len(images(notebook)) == 4
+
+
+@pytest.mark.notebook
+def test_sharp_minima_notebook():
+    notebook = execute("sharp_minima.ipynb", timeout=300)
+    results = printed_json(notebook)
+    for name in ("small batch", "large batch"):
+        assert 0.0 <= results[name]["test_accuracy"] <= 1.0
+        sharpness = [v for k, v in results[name].items() if k.startswith("sharpness")]
+        assert len(sharpness) == 4 and all(v >= 0 for v in sharpness)
+    assert results["mnist_cnn surface"]["points"] == 25
+    assert len(images(notebook)) == 5
