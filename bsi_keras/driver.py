@@ -27,10 +27,10 @@ import numpy as np
 from bsi_keras import checkpoint, train_step
 from bsi_keras.optimizers import momentum_of, reset_state, set_learning_rate
 from bsi_keras.optimizers.learning_rate import ScheduledLearningRate
-from bsi_keras.schedules import EpochSetting, FunctionSchedule, Schedule, noise_scale
+from bsi_keras.schedules import BaseSchedule, EpochSetting, FunctionSchedule, noise_scale
 from bsi_keras.train_step import StepOptions, tf_data
 
-ScheduleLike = Schedule | FunctionSchedule | Callable[[int], tuple[int, float]]
+ScheduleLike = BaseSchedule | Callable[[int], tuple[int, float]]
 
 # On TensorFlow the driver runs this many train steps per call of Keras's train function
 # in epochs of at least MIN_EXECUTIONS_PER_EPOCH such calls (see
@@ -91,8 +91,9 @@ def fit(
             or a `keras.utils.PyDataset` whose ``batch_size`` attribute its ``__len__`` and
             ``__getitem__`` follow (the driver sets it every epoch; shuffling is its own).
         y: training targets (numpy inputs only).
-        schedule: a `Schedule`, a `FunctionSchedule`, or a function
-            ``epoch -> (batch_size, lr)`` (then ``epochs`` is required).
+        schedule: a schedule (`bsi_keras.schedules.BaseSchedule`: fixed, function or
+            adaptive), or a function ``epoch -> (batch_size, lr)`` (then ``epochs`` is
+            required).
         epochs: total epochs, for a plain-function schedule.
         validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight)``,
             evaluated after every epoch (logged as ``val_*``).
@@ -167,13 +168,11 @@ def fit(
     return run.run()
 
 
-def _as_schedule(schedule: ScheduleLike, epochs: int | None) -> Schedule | FunctionSchedule:
-    if isinstance(schedule, (Schedule, FunctionSchedule)):
+def _as_schedule(schedule: ScheduleLike, epochs: int | None) -> BaseSchedule:
+    if isinstance(schedule, BaseSchedule):
         if epochs is not None and epochs != schedule.epochs:
             raise ValueError(f"epochs={epochs} contradicts the schedule's {schedule.epochs}")
         return schedule
-    if hasattr(schedule, "at") and hasattr(schedule, "epochs"):
-        return schedule  # an adaptive schedule: same interface
     if callable(schedule):
         if epochs is None:
             raise ValueError("a function schedule needs epochs=...")
@@ -412,7 +411,7 @@ class _ScheduleRun:
     def __init__(
         self,
         model: keras.Model,
-        schedule: Any,
+        schedule: BaseSchedule,
         data: _ArrayData | _TFDatasetData | _PyDatasetData,
         callbacks: list[keras.callbacks.Callback],
         verbose: int,
@@ -526,14 +525,7 @@ class _ScheduleRun:
         return self.history
 
     def _check_batch_sizes(self) -> None:
-        if getattr(self.schedule, "adaptive", False):
-            planned = [self.schedule.at(0, ())]  # later epochs depend on measurements
-        elif isinstance(self.schedule, FunctionSchedule):
-            planned = self.schedule.to_schedule().settings()
-        else:
-            starts = [0, *self.schedule.milestones]
-            planned = [self.schedule.at(e) for e in starts]
-        for setting in planned:
+        for setting in self.schedule.planned():
             if setting.batch_size > self.data.num_examples:
                 raise ValueError(
                     f"epoch {setting.epoch + 1} asks for batch size {setting.batch_size}, but "

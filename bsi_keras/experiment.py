@@ -18,12 +18,13 @@ from bsi_keras import checkpoint
 from bsi_keras.data import Dataset
 from bsi_keras.driver import TrainingInterrupted, fit
 from bsi_keras.run_folder import RunFolder
+from bsi_keras.schedules import BaseSchedule
 
 
 def train(
     model: keras.Model,
     dataset: Dataset,
-    schedule: Any,
+    schedule: BaseSchedule,
     optimizer: keras.optimizers.Optimizer,
     run_dir: str | os.PathLike,
     *,
@@ -116,7 +117,7 @@ def _open_folder(
     resume: bool,
     model: keras.Model,
     dataset: Dataset,
-    schedule: Any,
+    schedule: BaseSchedule,
     seed: int,
     config: Mapping[str, Any] | None,
 ) -> RunFolder:
@@ -128,7 +129,7 @@ def _open_folder(
     record = {
         **(config or {}),
         "seed": seed,
-        "schedule": schedule.to_config() if hasattr(schedule, "to_config") else repr(schedule),
+        "schedule": schedule.to_config(),
         "dataset": dataset.info(),
         "model": {"name": model.name, "parameters": model.count_params()},
         "optimizer": keras.optimizers.serialize(model.optimizer),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bsi_keras import cli
+from bsi_keras.schedules import AdaptiveSchedule, BaseSchedule
 
 RESUME_MAY_CHANGE = ("resume", "verbose")
 
@@ -45,9 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + interrupted.signum
 
 
-def print_dry_run(schedule: Any, num_train: int, momentum: float) -> None:
+def print_dry_run(schedule: BaseSchedule, num_train: int, momentum: float) -> None:
     """Print a schedule's phase table and its total updates."""
-    if getattr(schedule, "adaptive", False):
+    if isinstance(schedule, AdaptiveSchedule):
         print(
             f"adaptive: starts at batch {schedule.batch_size}, LR {schedule.lr:g}; after each "
             f"epoch the batch becomes {schedule.coefficient:g} x the measured B_simple (in "
@@ -55,7 +56,7 @@ def print_dry_run(schedule: Any, num_train: int, momentum: float) -> None:
             f"per epoch, capped at {schedule.max_batch_size}. The batch sizes depend on "
             "measurements; the fastest growth the rule allows:"
         )
-        schedule = schedule.fastest_growth()
+    schedule = schedule.tabulated()
     print(f"{schedule.name} on N = {num_train} training examples, momentum {momentum}:")
     header = (
         "phase",
@@ -136,7 +137,9 @@ def _check_model(parser: argparse.ArgumentParser, args: argparse.Namespace, data
         )
 
 
-def _train_one(args: argparse.Namespace, dataset: Any, schedule: Any, folder: Path) -> dict:
+def _train_one(
+    args: argparse.Namespace, dataset: Any, schedule: BaseSchedule, folder: Path
+) -> dict:
     import keras
 
     from bsi_keras.experiment import train
@@ -146,7 +149,7 @@ def _train_one(args: argparse.Namespace, dataset: Any, schedule: Any, folder: Pa
     with _distribution_scope(args):
         model = _build_model(args, dataset)
         optimizer = get_optimizer(args.optimizer, schedule.at(0).lr, args.momentum, args.clip_norm)
-    print(f"{schedule.name}: {_describe(schedule)} -> {folder}")
+    print(f"{schedule.name}: {schedule.describe()} -> {folder}")
     _, summary = train(
         model,
         dataset,
@@ -210,13 +213,6 @@ def _resumed_args(
         resumed.schedule = Path(args.resume).name
     resumed.filename = None
     return resumed
-
-
-def _describe(schedule: Any) -> str:
-    if getattr(schedule, "adaptive", False):
-        return f"adaptive from {schedule.batch_size}@{schedule.lr:g}"
-    text = ", ".join(f"{p.epochs}x{p.batch_size}@{p.lr:g}" for p in schedule.phases)
-    return text if len(text) < 200 else f"{len(schedule.phases)} phases"
 
 
 def _default_folder(args: argparse.Namespace) -> str:

@@ -18,11 +18,12 @@ Example:
 
 from __future__ import annotations
 
+import abc
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 CAP_POLICIES = ("clamp", "decay_lr")
 
@@ -80,7 +81,103 @@ class EpochSetting:
 
 
 @dataclass(frozen=True)
-class Schedule:
+class EpochPlan:
+    """How one epoch of ``num_examples`` is cut into batches: the one place that counts updates.
+
+    The dry run, the schedules' update totals, the per-update LR curves and the driver all
+    ask this object, so that they count the same updates.
+
+    Args:
+        num_examples: training examples per epoch (N).
+        drop_remainder: drop the epoch's last partial batch (floor updates) instead of
+            training on it as a smaller batch (ceil updates, the default, as the references).
+
+    Example:
+
+    >>> plan = EpochPlan(1_000, drop_remainder=False)
+    >>> plan.updates(300), plan.examples(300), plan.batch_sizes(300)
+    (4, 1000, [300, 300, 300, 100])
+    >>> EpochPlan(1_000, drop_remainder=True).batch_sizes(300)
+    [300, 300, 300]
+    """
+
+    num_examples: int
+    drop_remainder: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.num_examples, bool) or not isinstance(self.num_examples, int):
+            raise ScheduleError("num_examples", f"must be an integer, got {self.num_examples!r}")
+        if self.num_examples < 0:
+            raise ScheduleError("num_examples", f"must be >= 0, got {self.num_examples}")
+
+    @classmethod
+    def of(cls, plan: EpochPlan | int, drop_remainder: bool = False) -> EpochPlan:
+        """``plan`` itself, or the plan of ``plan`` examples (an int, as older calls pass)."""
+        return plan if isinstance(plan, EpochPlan) else cls(int(plan), drop_remainder)
+
+    def updates(self, batch_size: int) -> int:
+        """Parameter updates in one epoch at ``batch_size``."""
+        if self.drop_remainder:
+            return self.num_examples // batch_size
+        return math.ceil(self.num_examples / batch_size)
+
+    def examples(self, batch_size: int) -> int:
+        """Examples trained on in one epoch at ``batch_size``."""
+        if self.drop_remainder:
+            return self.num_examples - self.num_examples % batch_size
+        return self.num_examples
+
+    def batch_sizes(self, batch_size: int) -> list[int]:
+        """The sizes of the epoch's batches, in order (the last one may be partial)."""
+        full, rest = divmod(self.examples(batch_size), batch_size)
+        return [batch_size] * full + ([rest] if rest else [])
+
+
+class BaseSchedule(abc.ABC):
+    """What every schedule answers: its length, each epoch's setting, and its config.
+
+    Fixed (`Schedule`), function (`FunctionSchedule`) and adaptive (`AdaptiveSchedule`)
+    schedules implement it; the driver, the command line and the run folder know schedules
+    through this type only.
+
+    Attributes:
+        epochs: total number of epochs.
+        name: a short label used in run folders and plots.
+        curve: the per-update LR curve (`StepCurve`) or None; fixed schedules only.
+        measures_noise_scale: whether the schedule decides from the measured gradient
+            noise scale (then the train step must measure it).
+    """
+
+    epochs: int
+    name: str
+    curve: StepCurve | None = None
+    measures_noise_scale: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def at(self, epoch: int, history: Sequence[Mapping[str, Any]] = ()) -> EpochSetting:
+        """The setting of 0-based ``epoch`` given the logs of the epochs before it."""
+
+    @abc.abstractmethod
+    def to_config(self) -> dict[str, Any]:
+        """A JSON-serializable description, inverse of `schedules.from_config`."""
+
+    @abc.abstractmethod
+    def tabulated(self) -> Schedule:
+        """The fixed schedule a dry run shows (for an adaptive one, its fastest growth)."""
+
+    def planned(self) -> list[EpochSetting]:
+        """The settings known before training (every epoch, unless measurements decide)."""
+        return self.tabulated().settings()
+
+    def describe(self) -> str:
+        """A one-line description of the phases, for logs."""
+        phases = self.tabulated().phases
+        text = format_phases(phases).replace(",", ", ")
+        return text if len(text) < 200 else f"{len(phases)} phases"
+
+
+@dataclass(frozen=True)
+class Schedule(BaseSchedule):
     """A fixed schedule: consecutive phases, each with its batch size and learning rate.
 
     Args:
@@ -107,25 +204,25 @@ class Schedule:
             raise ScheduleError("phases", "a schedule needs at least one phase")
         object.__setattr__(self, "phases", tuple(self.phases))
 
-    def phase_starts(self, num_examples: int, drop_remainder: bool = False) -> list[int]:
+    def phase_starts(self, plan: EpochPlan | int, drop_remainder: bool = False) -> list[int]:
         """The update index at which each phase starts."""
+        plan = EpochPlan.of(plan, drop_remainder)
         starts, total = [], 0
         for phase in self.phases:
             starts.append(total)
-            total += phase.epochs * updates_per_epoch(
-                num_examples, phase.batch_size, drop_remainder
-            )
+            total += phase.epochs * plan.updates(phase.batch_size)
         return starts
 
     def lr_at_updates(
-        self, updates: Any, num_examples: int, drop_remainder: bool = False, xp: Any = None
+        self, updates: Any, plan: EpochPlan | int, drop_remainder: bool = False, xp: Any = None
     ) -> Any:
         """The learning rate of update(s) ``updates`` (0-based), per-step curve included.
 
         Args:
             updates: update indices (an array of ``xp``).
-            num_examples: training set size (it places the phase boundaries in updates).
-            drop_remainder: as in `total_updates`.
+            plan: the `EpochPlan` (or the training set size): it places the phase
+                boundaries in updates.
+            drop_remainder: with a training set size, as in `EpochPlan`.
             xp: the array module, numpy (default) or `keras.ops`, so the same formula
                 runs in a dry run and inside a compiled train step.
 
@@ -135,19 +232,20 @@ class Schedule:
         import numpy as np
 
         xp = xp or np
-        starts = self.phase_starts(num_examples, drop_remainder)
+        plan = EpochPlan.of(plan, drop_remainder)
+        starts = self.phase_starts(plan)
         index = xp.zeros_like(updates, dtype="int32")
         for start in starts[1:]:
             index = index + xp.where(updates >= start, 1, 0)
         lr = xp.take(xp.array([p.lr for p in self.phases], dtype="float32"), index)
         if self.curve is None:
             return lr
-        total = self.total_updates(num_examples, drop_remainder)
-        first = updates_per_epoch(num_examples, self.phases[0].batch_size, drop_remainder)
+        total = self.total_updates(plan)
+        first = plan.updates(self.phases[0].batch_size)
         return self.curve.apply(lr, updates, total, first, xp)
 
     @property
-    def epochs(self) -> int:
+    def epochs(self) -> int:  # type: ignore[override]  # derived from the phases
         """Total number of epochs."""
         return sum(p.epochs for p in self.phases)
 
@@ -183,30 +281,38 @@ class Schedule:
         """Every epoch's setting, in order."""
         return [self.at(e) for e in range(self.epochs)]
 
-    def total_updates(self, num_examples: int, drop_remainder: bool = False) -> int:
-        """Parameter updates the whole schedule takes on ``num_examples`` training examples.
+    def tabulated(self) -> Schedule:
+        return self
+
+    def total_updates(self, plan: EpochPlan | int, drop_remainder: bool = False) -> int:
+        """Parameter updates the whole schedule takes.
 
         Args:
-            num_examples: training set size N.
-            drop_remainder: whether the last partial batch of an epoch is dropped
-                (floor) or kept as a smaller batch (ceil, the default, as the references).
+            plan: the `EpochPlan`, or the training set size N.
+            drop_remainder: with a training set size: whether the last partial batch of an
+                epoch is dropped (floor) or kept as a smaller batch (ceil, the default).
         """
-        return sum(
-            p.epochs * updates_per_epoch(num_examples, p.batch_size, drop_remainder)
-            for p in self.phases
-        )
+        plan = EpochPlan.of(plan, drop_remainder)
+        return sum(p.epochs * plan.updates(p.batch_size) for p in self.phases)
 
-    def table(self, num_examples: int, momentum: float = 0.0) -> list[dict[str, float]]:
+    def table(self, plan: EpochPlan | int, momentum: float = 0.0) -> list[dict[str, float]]:
         """One row per phase for a dry run.
+
+        Args:
+            plan: the `EpochPlan` (its ``drop_remainder`` counts the updates), or the
+                training set size N.
+            momentum: the optimizer's momentum, for the noise scale.
 
         Returns:
             Dicts with ``phase, epochs, first_epoch, batch_size, lr, updates_per_epoch,
             cumulative_updates, noise_scale`` where the noise scale is Smith et al.'s
             ``lr * N / (B * (1 - momentum))``.
         """
+        plan = EpochPlan.of(plan)
+        num_examples = plan.num_examples
         rows, cumulative, first = [], 0, 0
         for index, phase in enumerate(self.phases):
-            per_epoch = updates_per_epoch(num_examples, phase.batch_size)
+            per_epoch = plan.updates(phase.batch_size)
             cumulative += per_epoch * phase.epochs
             rows.append(
                 {
@@ -300,7 +406,7 @@ class StepCurve:
 
 
 @dataclass(frozen=True)
-class FunctionSchedule:
+class FunctionSchedule(BaseSchedule):
     """A schedule given as a function ``epoch -> (batch_size, lr)``.
 
     In the style of `keras.callbacks.LearningRateScheduler`: the function receives the
@@ -330,6 +436,13 @@ class FunctionSchedule:
         """Return the setting of 0-based ``epoch`` (see `Schedule.at`)."""
         return self.to_schedule().at(epoch)
 
+    def tabulated(self) -> Schedule:
+        return self.to_schedule()
+
+    def to_config(self) -> dict[str, Any]:
+        """The config of the evaluated phases (a function itself cannot be saved)."""
+        return self.to_schedule().to_config()
+
     def to_schedule(self) -> Schedule:
         """Evaluate the function at every epoch and merge equal neighbours into phases."""
         phases: list[Phase] = []
@@ -344,7 +457,7 @@ class FunctionSchedule:
 
 
 @dataclass(frozen=True)
-class AdaptiveSchedule:
+class AdaptiveSchedule(BaseSchedule):
     """Grow the batch size to the measured gradient noise scale (McCandlish et al. 2018).
 
     Epoch 0 runs at ``batch_size``. After every epoch the driver's log carries the measured
@@ -390,7 +503,7 @@ class AdaptiveSchedule:
     scale_lr: str = "none"
     theta: float | None = None
     name: str = "adaptive"
-    adaptive: bool = field(default=True, init=False)
+    measures_noise_scale: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         Phase(self.epochs, self.batch_size, self.lr)  # validates the three
@@ -440,6 +553,15 @@ class AdaptiveSchedule:
         power = 1.0 if self.scale_lr == "linear" else 0.5
         return self.lr * (batch / self.batch_size) ** power
 
+    def tabulated(self) -> Schedule:
+        return self.fastest_growth()
+
+    def planned(self) -> list[EpochSetting]:
+        return [self.at(0)]  # later epochs depend on measurements
+
+    def describe(self) -> str:
+        return f"adaptive from {self.batch_size}@{self.lr:g}"
+
     def fastest_growth(self) -> Schedule:
         """The fixed schedule the rule follows if every measurement asks for more."""
         batch, phases = self.batch_size, []
@@ -451,10 +573,26 @@ class AdaptiveSchedule:
         return Schedule(merged.to_schedule().phases, f"{self.name} (fastest growth)")
 
     def to_config(self) -> dict[str, Any]:
-        """A JSON-serializable description."""
-        config = asdict(self)
-        config.pop("adaptive")
-        return {"name": self.name, "adaptive": config}
+        """A JSON-serializable description, inverse of `schedules.from_config`."""
+        return {"name": self.name, "adaptive": asdict(self)}
+
+
+def from_config(config: Mapping[str, Any]) -> BaseSchedule:
+    """Rebuild any schedule from its ``to_config()`` (as ``config.json`` stores it).
+
+    >>> s = increase_bs(6, 100, 0.1, [2, 4], 5)
+    >>> from_config(s.to_config()) == s
+    True
+    >>> a = AdaptiveSchedule(4, 100, 0.1, theta=0.5)
+    >>> from_config(a.to_config()) == a
+    True
+    """
+    if "adaptive" in config:
+        options = dict(config["adaptive"])
+        if options.get("theta") is not None:
+            options.pop("coefficient", None)  # derived from theta
+        return AdaptiveSchedule(**options)
+    return Schedule.from_config(config)
 
 
 def updates_per_epoch(num_examples: int, batch_size: int, drop_remainder: bool = False) -> int:
@@ -463,9 +601,7 @@ def updates_per_epoch(num_examples: int, batch_size: int, drop_remainder: bool =
     >>> updates_per_epoch(50_000, 128), updates_per_epoch(50_000, 128, drop_remainder=True)
     (391, 390)
     """
-    if drop_remainder:
-        return num_examples // batch_size
-    return math.ceil(num_examples / batch_size)
+    return EpochPlan(num_examples, drop_remainder).updates(batch_size)
 
 
 def noise_scale(lr: float, num_examples: int, batch_size: int, momentum: float = 0.0) -> float:
@@ -801,11 +937,26 @@ def from_phases(spec: str | Sequence[Phase], name: str = "phases") -> Schedule:
     >>> [p.batch_size for p in from_phases("2x100@0.1,2x500@0.1").phases]
     [100, 500]
     """
-    if isinstance(spec, str):
-        phases = tuple(_parse_phase(item) for item in spec.split(",") if item.strip())
-    else:
-        phases = tuple(spec)
-    return Schedule(phases, name=name, params={"phases": _format_phases(phases)})
+    phases = parse_phases(spec) if isinstance(spec, str) else tuple(spec)
+    return Schedule(phases, name=name, params={"phases": format_phases(phases)})
+
+
+def parse_phases(text: str) -> tuple[Phase, ...]:
+    """Phases from the text form ``EPOCHSxBATCH@LR,...`` (the one place that reads it).
+
+    >>> parse_phases("2x100@0.1, 1x500@0.02")
+    (Phase(epochs=2, batch_size=100, lr=0.1), Phase(epochs=1, batch_size=500, lr=0.02))
+    """
+    return tuple(_parse_phase(item) for item in text.split(",") if item.strip())
+
+
+def format_phases(phases: Sequence[Phase]) -> str:
+    """The text form of ``phases``, inverse of `parse_phases`.
+
+    >>> format_phases(increase_bs(6, 100, 0.1, [2, 4], 5).phases)
+    '2x100@0.1,2x500@0.1,2x2500@0.1'
+    """
+    return ",".join(f"{p.epochs}x{p.batch_size}@{p.lr:g}" for p in phases)
 
 
 def _parse_phase(item: str) -> Phase:
@@ -820,10 +971,6 @@ def _parse_phase(item: str) -> Phase:
         raise ScheduleError(
             "phases", f"{text!r} is not of the form EPOCHSxBATCH@LR (e.g. 2x100@0.1)"
         ) from None
-
-
-def _format_phases(phases: Sequence[Phase]) -> str:
-    return ",".join(f"{p.epochs}x{p.batch_size}@{p.lr:g}" for p in phases)
 
 
 def _with_params(schedule: Schedule, **extra: Any) -> Schedule:
