@@ -1,8 +1,8 @@
 """A schedule's learning rate as a Keras `LearningRateSchedule`, evaluated per update.
 
 Per-step curves (warmup, cosine, cyclic) must change the LR inside a compiled train step;
-this evaluates `bsi_keras.schedules.Schedule.lr_at_updates` with `keras.ops` on the
-optimizer's update counter.
+this evaluates the schedule's `bsi_keras.schedules.Schedule.lr_function`, resolved once in
+the constructor, with `keras.ops` on the optimizer's update counter.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import keras
 
-from bsi_keras.schedules import Schedule
+from bsi_keras.schedules import EpochPlan, Schedule
 
 
 @keras.saving.register_keras_serializable(package="bsi_keras")
@@ -37,12 +37,11 @@ class ScheduledLearningRate(keras.optimizers.schedules.LearningRateSchedule):
         self.schedule = schedule
         self.num_examples = num_examples
         self.drop_remainder = drop_remainder
+        # Phase boundaries and curve options are worked out here, not at every update.
+        self._lr_at = schedule.lr_function(EpochPlan(num_examples, drop_remainder))
 
     def __call__(self, step: Any) -> Any:
-        updates = keras.ops.cast(step, "float32")
-        return self.schedule.lr_at_updates(
-            updates, self.num_examples, self.drop_remainder, xp=keras.ops
-        )
+        return self._lr_at(keras.ops.cast(step, "float32"), keras.ops)
 
     def get_config(self) -> dict[str, Any]:
         return {
