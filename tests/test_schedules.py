@@ -1,8 +1,12 @@
 """The schedule builders, exhaustively: phases, caps, equivalences, errors."""
 
+import ast
 import itertools
+import json
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bsi_keras import schedules
@@ -182,3 +186,169 @@ def test_table_rows():
     assert [r["cumulative_updates"] for r in rows] == [1200, 1440, 1488]
     assert rows[0]["noise_scale"] == pytest.approx(0.05 * 60_000 / (100 * 0.1))
     assert [r["first_epoch"] for r in rows] == [1, 3, 5]
+
+
+# The package: one protocol, round trips, one update count, curves as composed functions.
+
+BUILT = {
+    "constant": lambda: schedules.constant(5, 128, 0.1),
+    "decay_lr": lambda: schedules.decay_lr(6, 100, 0.1, [2, 4], 5),
+    "increase_bs": lambda: schedules.increase_bs(6, 100, 0.1, [2, 4], 5, max_batch_size=1000),
+    "increase_bs_double_end": lambda: schedules.increase_bs(
+        8, 2048, 0.25, [2, 4, 6], 2, double_end_factor=True
+    ),
+    "hybrid": lambda: schedules.hybrid(6, 100, 0.05, [2, 4], 5, grow_steps=1, cap="decay_lr"),
+    "mixed_bsi": lambda: schedules.mixed_bsi(200, 128, 0.1, [60, 120, 160], max_batch_size=50_000),
+    "fast_bsi": lambda: schedules.fast_bsi(10, 128, 0.05, 1024, start_epoch=2, milestones=[8]),
+    "instant_bsi": lambda: schedules.fast_bsi(10, 128, 0.05, 1024, 2, milestones=[8], instant=True),
+    "stepped": lambda: schedules.stepped(4, 64, 0.4, [2], [(2.0, 4.0)]),
+    "from_phases": lambda: schedules.from_phases("2x100@0.1,1x500@0.02"),
+    "scale_lr": lambda: schedules.scale_lr(schedules.increase_bs(4, 128, 0.1, [2], 2), "sqrt"),
+    "stretch_epochs": lambda: schedules.stretch_epochs(
+        schedules.increase_bs(4, 128, 0.1, [2], 2), 128
+    ),
+    "with_curve": lambda: schedules.with_curve(
+        schedules.decay_lr(6, 100, 0.1, [2, 4], 5),
+        schedules.StepCurve("cosine", warmup_epochs=1.5, warmup_start_lr=0.01, min_lr=0.001),
+    ),
+    "cyclic": lambda: schedules.with_curve(
+        schedules.constant(4, 100, 0.1), schedules.StepCurve("cyclic", cycle_epochs=0.5)
+    ),
+    "adaptive": lambda: schedules.AdaptiveSchedule(4, 100, 0.1, factor=3, scale_lr="linear"),
+    "adaptive_theta": lambda: schedules.AdaptiveSchedule(
+        6, 64, 0.05, theta=0.5, max_batch_size=4096, multiple_of=32, scale_lr="sqrt"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUILT))
+def test_every_builder_is_a_base_schedule_that_round_trips(name):
+    s = BUILT[name]()
+    assert isinstance(s, schedules.BaseSchedule)
+    config = json.loads(json.dumps(s.to_config()))  # what config.json holds
+    assert schedules.from_config(config) == s
+
+
+def test_function_schedule_round_trips_as_its_phases():
+    s = schedules.FunctionSchedule(lambda e: (100 * (e + 1), 0.1), epochs=3)
+    assert isinstance(s, schedules.BaseSchedule)
+    assert schedules.from_config(s.to_config()) == s.to_schedule()
+
+
+def test_transforms_keep_what_they_do_not_change():
+    curve = schedules.StepCurve("cosine", warmup_epochs=1)
+    base = schedules.with_curve(schedules.increase_bs(4, 128, 0.1, [2], 2), curve)
+    for rebuilt in (schedules.scale_lr(base, "linear"), schedules.stretch_epochs(base, 128)):
+        assert (rebuilt.name, rebuilt.curve) == ("increase_bs", curve)
+        assert rebuilt.params["milestones"] == [2]
+    assert schedules.with_curve(base, None).phases == base.phases
+
+
+@pytest.mark.parametrize("rule", schedules.SCALING_RULES)
+def test_adaptive_and_scale_lr_share_the_scaling_rule(rule):
+    adaptive = schedules.AdaptiveSchedule(3, 128, 0.1, factor=8, scale_lr=rule)
+    grown = adaptive.at(1, [{"batch_size": 128, "gns_b_simple": 1024.0}])
+    fixed = schedules.scale_lr(schedules.constant(1, 1024, 0.1), rule, reference_batch=128)
+    assert grown.batch_size == 1024
+    assert grown.lr == fixed.phases[0].lr == schedules.scaled_lr(0.1, 1024, 128, rule)
+
+
+@pytest.mark.parametrize("num_examples", [0, 99, 100, 101, 60_000, 60_001, 50_000])
+def test_epoch_plan_counts_the_updates_of_total_updates_and_table(num_examples):
+    s = schedules.increase_bs(6, 100, 0.05, [2, 4], 5, max_batch_size=1000)
+    plan = schedules.EpochPlan(num_examples, drop_remainder=True)
+    by_plan = sum(p.epochs * len(plan.batch_sizes(p.batch_size)) for p in s.phases)
+    assert by_plan == s.total_updates(num_examples, drop_remainder=True)
+    assert by_plan == s.total_updates(plan)
+    rows = s.table(plan)
+    assert [r["updates_per_epoch"] for r in rows] == [
+        num_examples // 100,
+        num_examples // 500,
+        num_examples // 1000,
+    ]
+    assert rows[-1]["cumulative_updates"] == by_plan
+    ceil = s.table(schedules.EpochPlan(num_examples))
+    assert rows[0]["updates_per_epoch"] == ceil[0]["updates_per_epoch"] - (num_examples % 100 > 0)
+
+
+def _cosine(lr, t, total, start, min_lr):
+    progress = min(max(t - start, 0.0) / max(total - start, 1.0), 1.0)
+    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _triangle(lr, t, half, min_lr):
+    u = (t % (2 * half)) / half  # position in the cycle, in [0, 2)
+    return min_lr + (lr - min_lr) * (u if u <= 1 else 2 - u)
+
+
+def _warm(value, t, steps, start_lr):
+    return start_lr + (value - start_lr) * t / steps if t < steps else value
+
+
+T = np.concatenate([np.arange(0.0, 300.0), np.linspace(0.0, 400.0, 777)])
+
+
+def test_curve_functions_are_the_closed_forms():
+    cosine = schedules.cosine_decay(total=250, min_lr=0.002, start=30)
+    cycle = schedules.triangular_cycle(half_period=37.5, min_lr=0.01)
+    warm = schedules.linear_warmup(cycle, steps=20, start_lr=0.005)
+    got = {f: f(np.full_like(T, 0.1), T, np) for f in (cosine, cycle, warm)}
+    for i, t in enumerate(T):
+        assert got[cosine][i] == pytest.approx(_cosine(0.1, t, 250, 30, 0.002), rel=1e-12)
+        assert got[cycle][i] == pytest.approx(_triangle(0.1, t, 37.5, 0.01), rel=1e-9)
+        expected = _warm(_triangle(0.1, t, 37.5, 0.01), t, 20, 0.005)
+        assert got[warm][i] == pytest.approx(expected, rel=1e-9)
+    assert schedules.linear_warmup(cycle, steps=0) is cycle
+
+
+@pytest.mark.parametrize(
+    "curve",
+    [
+        schedules.StepCurve("cosine", warmup_epochs=0.5, warmup_start_lr=0.001, min_lr=0.0001),
+        schedules.StepCurve("cosine"),
+        schedules.StepCurve("cyclic", warmup_epochs=1, cycle_epochs=0.75, min_lr=0.002),
+        schedules.StepCurve("constant", warmup_epochs=2, warmup_start_lr=0.0),
+    ],
+)
+@pytest.mark.parametrize("drop_remainder", [False, True])
+def test_schedule_lr_follows_the_closed_forms(curve, drop_remainder):
+    """Two phases (LR 0.1 then 0.02) with a curve, against the formulas written out."""
+    s = schedules.with_curve(schedules.decay_lr(4, 64, 0.1, [2], 5), curve)
+    plan = schedules.EpochPlan(1_000, drop_remainder)
+    per_epoch, total = plan.updates(64), s.total_updates(plan)
+    boundary = s.phase_starts(plan)[1]
+    warmup = curve.warmup_epochs * per_epoch
+    updates = np.arange(total + 5)
+    got = s.lr_at_updates(updates, plan)
+    base = schedules.with_curve(s, None).lr_at_updates(updates, plan)
+    # The resolved function (lr_function) and the entry point StepCurve.apply agree exactly.
+    np.testing.assert_array_equal(got, curve.apply(base, updates, total, per_epoch, np))
+    for t in updates:
+        lr = float(np.float32(0.1 if t < boundary else 0.02))
+        if curve.shape == "cosine":
+            lr = _cosine(lr, t, total, warmup, curve.min_lr)
+        elif curve.shape == "cyclic":
+            lr = _triangle(lr, t, curve.cycle_epochs * per_epoch, curve.min_lr)
+        if warmup:
+            lr = _warm(lr, t, warmup, curve.warmup_start_lr)
+        assert got[t] == pytest.approx(lr, rel=1e-6, abs=1e-12)
+
+
+def test_the_package_is_a_pure_room():
+    """No module of bsi_keras.schedules imports Keras, a backend, or the rest of bsi_keras."""
+    package = Path(schedules.__file__).parent
+    for module in sorted(package.glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{module.name}: relative import"
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                root = name.split(".")[0]
+                assert root not in {"keras", "tensorflow", "jax", "torch"}, (module.name, name)
+                if root == "bsi_keras":
+                    assert name.startswith("bsi_keras.schedules"), (module.name, name)
+        assert len(module.read_text().splitlines()) < 400, module.name
