@@ -25,6 +25,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 Run = tuple[str, list[str]]
@@ -205,12 +206,12 @@ def shortened(argv: list[str], epochs: int | None, dataset: str | None) -> list[
 
 
 def _shrink_phases(spec: str, epochs: int) -> str:
-    from bsi_keras.schedules import from_phases
+    from bsi_keras.schedules import format_phases, parse_phases
 
-    phases = from_phases(spec).phases
+    phases = parse_phases(spec)
     total = sum(p.epochs for p in phases)
-    return ",".join(
-        f"{max(1, round(p.epochs * epochs / total))}x{p.batch_size}@{p.lr:g}" for p in phases
+    return format_phases(
+        [replace(p, epochs=max(1, round(p.epochs * epochs / total))) for p in phases]
     )
 
 
