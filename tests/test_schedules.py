@@ -227,6 +227,7 @@ def test_every_builder_is_a_base_schedule_that_round_trips(name):
     assert isinstance(s, schedules.BaseSchedule)
     config = json.loads(json.dumps(s.to_config()))  # what config.json holds
     assert schedules.from_config(config) == s
+    assert schedules.from_config(config).to_config() == config  # params too (compare=False)
 
 
 def test_function_schedule_round_trips_as_its_phases():
