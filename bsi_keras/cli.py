@@ -23,10 +23,10 @@ from bsi_keras import schedules
 from bsi_keras.data import available_datasets
 from bsi_keras.models import available_models, is_model_name
 from bsi_keras.optimizers import OPTIMIZERS, is_optimizer_name
-from bsi_keras.optimizers import sam as sharpness_aware
 from bsi_keras.runtime import distribution
 from bsi_keras.schedules import ScheduleError
 from bsi_keras.train_step import LossDropout, StepOptions
+from bsi_keras.train_step import sam as sharpness_aware
 from bsi_keras.train_step.core import NoiseScaleOptions
 
 SCHEDULES = (

@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bsi_keras import sweep
-from bsi_keras.optimizers.sam import split_name
+from bsi_keras.optimizers import split_name
 from bsi_keras.run_folder import read_log
 
 RECIPE = "sam_study"

@@ -18,9 +18,9 @@ from typing import Any
 import keras
 from keras import ops
 
-from bsi_keras.optimizers.sam import SAM
 from bsi_keras.train_step.autodiff import stateless_loss, value_and_grad
 from bsi_keras.train_step.noise_scale import corrected, ema_update, estimate
+from bsi_keras.train_step.sam import SAM
 
 LOSS_DROPOUT_RULES = ("lower", "higher")
 
@@ -93,7 +93,7 @@ class StepOptions:
             logical batch is split into micro-batches of this size (the last one smaller)
             whose gradients are averaged into one update.
         loss_dropout: the loss-dropout rule, or None.
-        sam: sharpness-aware minimization (`bsi_keras.optimizers.sam.SAM`: SAM or ASAM),
+        sam: sharpness-aware minimization (`bsi_keras.train_step.sam.SAM`: SAM or ASAM),
             or None. With ``max_physical_batch`` and no ``sam.m``, both of SAM's gradients
             are accumulated over micro-batches, so the perturbation is the whole logical
             batch's. With ``sam.m``, every group of ``m`` examples is perturbed with its own
