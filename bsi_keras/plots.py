@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bsi_keras.run_folder import read_log
+from bsi_keras.run_folder import RunFolder
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -63,11 +62,11 @@ class Run:
 
 def load_run(path: str | os.PathLike, label: str | None = None) -> Run:
     """Read a run folder (``config.json`` and ``log.csv``)."""
-    path = Path(path)
-    config = json.loads((path / "config.json").read_text())
+    folder = RunFolder(path)
+    config = folder.read_config()
     schedule = config.get("schedule")
     name = schedule.get("name") if isinstance(schedule, dict) else None
-    return Run(path, label or name or path.name, config, read_log(path / "log.csv"))
+    return Run(folder.path, label or name or folder.path.name, config, folder.read_log())
 
 
 def load_runs(folders: Sequence[str | os.PathLike]) -> list[Run]:
