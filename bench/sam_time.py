@@ -23,9 +23,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 
 from bsi_keras import data, models
-from bsi_keras.optimizers import get_optimizer
-from bsi_keras.optimizers.sam import from_name, split_name
+from bsi_keras.optimizers import get_optimizer, split_name
 from bsi_keras.train_step import StepOptions, install
+from bsi_keras.train_step.sam import from_name
 
 OPTIMIZERS = ("momentum", "sam_momentum", "asam_momentum", "adam", "sam_adam")
 BATCH_SIZES = (512, 2048)

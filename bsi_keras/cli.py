@@ -23,9 +23,10 @@ from bsi_keras import schedules
 from bsi_keras.data import available_datasets
 from bsi_keras.models import available_models, is_model_name
 from bsi_keras.optimizers import OPTIMIZERS, is_optimizer_name
-from bsi_keras.optimizers import sam as sharpness_aware
+from bsi_keras.runtime import distribution
 from bsi_keras.schedules import ScheduleError
 from bsi_keras.train_step import LossDropout, StepOptions
+from bsi_keras.train_step import sam as sharpness_aware
 from bsi_keras.train_step.core import NoiseScaleOptions
 
 SCHEDULES = (
@@ -469,11 +470,11 @@ def check_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         )
     _check_sam(parser, args)
     _check_noise_scale(parser, args)
-    if args.distribute and keras.backend.backend() not in DISTRIBUTED_BACKENDS:
-        parser.error(
-            f"argument --distribute: needs the {' or '.join(DISTRIBUTED_BACKENDS)} backend, "
-            f"not {keras.backend.backend()} (set KERAS_BACKEND)"
-        )
+    if args.distribute:
+        try:
+            distribution.check_supported(keras.backend.backend())
+        except ValueError as error:
+            parser.error(f"argument --distribute: {error}")
 
 
 def _check_noise_scale(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -606,8 +607,6 @@ def flag_table() -> str:
         lines.append(f"| {flags} | {default} | {(action.help or '').strip()}{choices} |")
     return "\n".join(lines)
 
-
-DISTRIBUTED_BACKENDS = ("jax", "tensorflow")  # see `bsi_keras.train_step.distribute`
 
 PHASES_EXCLUDE = ("epochs", "batch_size", "lr", "milestones", "factor", "cap", "grow_steps")
 

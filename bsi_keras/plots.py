@@ -1,5 +1,8 @@
 """Figures from run folders (matplotlib, PNG).
 
+matplotlib is imported by the functions that draw (through `_pyplot`), never by importing
+this module, so reading runs back and the rest of the package stay free of it.
+
 Example:
 
 >>> from bsi_keras.plots import load_run  # doctest: +SKIP
@@ -9,20 +12,21 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
-from bsi_keras.run_folder import read_log
+from bsi_keras.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -58,11 +62,11 @@ class Run:
 
 def load_run(path: str | os.PathLike, label: str | None = None) -> Run:
     """Read a run folder (``config.json`` and ``log.csv``)."""
-    path = Path(path)
-    config = json.loads((path / "config.json").read_text())
+    folder = RunFolder(path)
+    config = folder.read_config()
     schedule = config.get("schedule")
     name = schedule.get("name") if isinstance(schedule, dict) else None
-    return Run(path, label or name or path.name, config, read_log(path / "log.csv"))
+    return Run(folder.path, label or name or folder.path.name, config, folder.read_log())
 
 
 def load_runs(folders: Sequence[str | os.PathLike]) -> list[Run]:
@@ -74,7 +78,33 @@ def load_runs(folders: Sequence[str | os.PathLike]) -> list[Run]:
     ]
 
 
-def save(fig: plt.Figure, path: str | os.PathLike, tight: bool = True) -> Path:
+def _pyplot() -> ModuleType:
+    """``matplotlib.pyplot``, imported on first use, on the Agg backend when nothing else fits.
+
+    The backend stays the user's when one was chosen (``MPLBACKEND``, ``matplotlibrc``,
+    ``matplotlib.use``, a notebook's inline backend); only a process with no backend chosen
+    and no display gets Agg, so figures are written without probing GUI toolkits.
+
+    Returns:
+        The ``matplotlib.pyplot`` module.
+    """
+    import matplotlib
+
+    if matplotlib.get_backend(auto_select=False) is None and not _has_display():
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _has_display() -> bool:
+    """Whether a window could open: always on macOS and Windows, with X11 or Wayland elsewhere."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def save(fig: Figure, path: str | os.PathLike, tight: bool = True) -> Path:
     """Write ``fig`` as a PNG at ``path`` (folders made) and close it.
 
     Args:
@@ -90,11 +120,11 @@ def save(fig: plt.Figure, path: str | os.PathLike, tight: bool = True) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
-def plot_accuracy(runs: Sequence[Run], ax: plt.Axes, against: str = "epoch") -> None:
+def plot_accuracy(runs: Sequence[Run], ax: Axes, against: str = "epoch") -> None:
     """Test accuracy against ``epoch`` or ``updates``; milestones as dotted lines."""
     for run in runs:
         ax.plot(run.column(against), 100 * run.column("val_accuracy"), marker="o", label=run.label)
@@ -107,7 +137,7 @@ def plot_accuracy(runs: Sequence[Run], ax: plt.Axes, against: str = "epoch") -> 
     ax.legend()
 
 
-def plot_epoch_seconds(runs: Sequence[Run], ax: plt.Axes) -> None:
+def plot_epoch_seconds(runs: Sequence[Run], ax: Axes) -> None:
     """Training seconds of every epoch (compile time excluded), one line per run."""
     for run in runs:
         ax.plot(run.column("epoch"), run.column("epoch_seconds"), marker="o", label=run.label)
@@ -118,7 +148,7 @@ def plot_epoch_seconds(runs: Sequence[Run], ax: plt.Axes) -> None:
     ax.legend()
 
 
-def plot_total_seconds(runs: Sequence[Run], ax: plt.Axes) -> None:
+def plot_total_seconds(runs: Sequence[Run], ax: Axes) -> None:
     """Total training seconds per run as bars, compile time stacked on top."""
     labels = [run.label for run in runs]
     train = [np.nansum(run.column("epoch_seconds")) for run in runs]
@@ -148,7 +178,7 @@ def comparison_figure(
         The PNG's path.
     """
     runs = load_runs(folders)
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    fig, axes = _pyplot().subplots(2, 2, figsize=(12, 8.5))
     plot_accuracy(runs, axes[0, 0], "epoch")
     plot_accuracy(runs, axes[0, 1], "updates")
     plot_epoch_seconds(runs, axes[1, 0])
@@ -173,7 +203,7 @@ def error_figure(
         The PNG's path.
     """
     runs = [load_run(f) for f in folders]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    fig, axes = _pyplot().subplots(1, 2, figsize=(13, 5))
     for ax, against in zip(axes, ("epoch", "updates")):
         for run in runs:
             name = run.path.name
@@ -207,7 +237,7 @@ def noise_scale_figure(
         The PNG's path.
     """
     runs = [load_run(f) for f in folders]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right) = _pyplot().subplots(1, 2, figsize=(13, 5))
     for index, run in enumerate(runs):
         color = f"C{index}"
         epochs = run.column("epoch")
@@ -230,7 +260,7 @@ def noise_scale_figure(
     return save(fig, path)
 
 
-def plot_error_vs_batch_size(runs: Sequence[Run], ax: plt.Axes) -> None:
+def plot_error_vs_batch_size(runs: Sequence[Run], ax: Axes) -> None:
     """Final test error against the run's initial batch size, one line per schedule."""
     groups: dict[str, list[tuple[float, float]]] = {}
     for run in runs:
@@ -261,7 +291,7 @@ def sweep_figure(
         The PNG's path.
     """
     runs = [load_run(f) for f in folders]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (left, right) = _pyplot().subplots(1, 2, figsize=(13, 5))
     plot_error_vs_batch_size(runs, left)
     for run in runs:
         right.plot(

@@ -99,7 +99,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     _check_model(parser, args, dataset)
     root = Path(args.resume or args.filename or _default_folder(args))
     if args.deterministic:
-        from bsi_keras.train_step.determinism import enable_determinism
+        from bsi_keras.runtime.determinism import enable_determinism
 
         args.determinism = enable_determinism()
     for name, schedule in built.items():
@@ -182,7 +182,7 @@ def _distribution_scope(args: argparse.Namespace) -> Any:
     """The scope models are built in: data-parallel with ``--distribute``."""
     if not args.distribute:
         return contextlib.nullcontext()
-    from bsi_keras.train_step.distribute import data_parallel
+    from bsi_keras.runtime.distribution import data_parallel
 
     scope, devices = data_parallel()
     print(f"data-parallel over {devices} devices; batch sizes are global")

@@ -9,6 +9,9 @@ Layout:
 - ``checkpoint.npz``: the resumable checkpoint (see `bsi_keras.checkpoint`);
 - ``weights/epoch_NNN.weights.h5``: per-epoch weights where asked (``save_every_epoch``);
 - ``tensorboard/``: TensorBoard logs where asked.
+
+`RunFolder` is the one place that spells these names: readers (plots, reports, analysis,
+studies, benchmarks) ask it for paths instead of joining strings.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from typing import Any
 
 import keras
 import numpy as np
+
+from bsi_keras import checkpoint
 
 LEADING_COLUMNS = (
     "epoch",
@@ -79,6 +84,21 @@ class RunFolder:
     @property
     def summary_path(self) -> Path:
         return self.path / "summary.json"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The resumable checkpoint (named by `bsi_keras.checkpoint`, which writes it)."""
+        return self.path / checkpoint.FILENAME
+
+    @property
+    def weights_dir(self) -> Path:
+        """The folder of per-epoch weights; it exists only for runs that keep them."""
+        return self.path / "weights"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        """The TensorBoard log directory (written where asked)."""
+        return self.path / "tensorboard"
 
     @classmethod
     def create(
@@ -161,6 +181,19 @@ class RunFolder:
     def read_log(self) -> list[dict[str, str]]:
         """The rows of ``log.csv`` (strings), or [] if there is none yet."""
         return read_log(self.log_path)
+
+    def read_summary(self) -> dict[str, Any]:
+        """The run's ``summary.json``.
+
+        Raises:
+            RunFolderError: the run has no summary yet (it never ended) or it is corrupt.
+        """
+        try:
+            return json.loads(self.summary_path.read_text())
+        except FileNotFoundError:
+            raise RunFolderError(f"{self.path} has no summary.json (not ended yet)") from None
+        except json.JSONDecodeError as error:
+            raise RunFolderError(f"{self.summary_path} is corrupt: {error}") from error
 
     def write_summary(self, history: keras.callbacks.History, **extra: Any) -> dict[str, Any]:
         """Write ``summary.json`` from the run's history; return it."""

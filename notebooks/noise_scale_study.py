@@ -19,6 +19,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from bsi_keras import plots, report, run
+from bsi_keras.run_folder import RunFolder
 
 QUICK = os.environ.get("BSI_QUICK") == "1"
 DATA = (
@@ -70,7 +71,7 @@ def run_study(root: Path) -> list[Path]:
     """Train every run that has no summary yet; return the Fashion-MNIST run folders."""
     for name, argv in [*RUNS.items(), ("mnist_sample_constant", MNIST)]:
         folder = root / name
-        if not (folder / "summary.json").exists():
+        if not RunFolder(folder).summary_path.exists():
             print(f"{name}: training")
             run.main([*argv, "--filename", str(folder)])
     return [root / name for name in RUNS]

@@ -30,8 +30,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bsi_keras import sweep
-from bsi_keras.optimizers.sam import split_name
-from bsi_keras.run_folder import read_log
+from bsi_keras.optimizers import split_name
+from bsi_keras.run_folder import RunFolder
 
 RECIPE = "sam_study"
 # The CPU-sized Fashion-MNIST study: the first 20,000 training images, the whole test set,
@@ -79,14 +79,14 @@ def run_study(root: str | os.PathLike, quick: bool = False) -> Path:
     extra = [*(QUICK_ARGS if quick else STUDY_ARGS), "--verbose", "0"]
     dataset = "mnist_sample" if quick else None
     sweep.run_sweep(RECIPE, root, dataset=dataset, extra=extra, only=names)
-    for run in sorted(p for p in folder.iterdir() if (p / "summary.json").is_file()):
+    for run in sorted(p for p in folder.iterdir() if RunFolder(p).summary_path.is_file()):
         measure_sharpness(run, **(QUICK_SHARPNESS if quick else SHARPNESS))
     return folder
 
 
 def _diverged(run: Path) -> bool:
-    summary = run / "summary.json"
-    return summary.is_file() and json.loads(summary.read_text())["status"] == "diverged"
+    folder = RunFolder(run)
+    return folder.summary_path.is_file() and folder.read_summary()["status"] == "diverged"
 
 
 def measure_sharpness(
@@ -104,13 +104,14 @@ def measure_sharpness(
     cache = run / "sharpness.json"
     if cache.is_file():
         return json.loads(cache.read_text())["value"]
-    summary = json.loads((run / "summary.json").read_text())
-    if summary["status"] != "finished" or not (run / "weights").is_dir():
+    folder = RunFolder(run)
+    summary = folder.read_summary()
+    if summary["status"] != "finished" or not folder.weights_dir.is_dir():
         return None
     from bsi_keras.analysis import load_solution, sharpness
     from bsi_keras.data import load_dataset
 
-    args = json.loads((run / "config.json").read_text())["args"]
+    args = folder.read_config()["args"]
     data = load_dataset(args["dataset"], args.get("data_dir"), num_train=examples, num_test=1)
     model = load_solution(run, summary["epochs_finished"])
     result = sharpness(
@@ -132,12 +133,13 @@ def collect(folder: str | os.PathLike) -> list[dict[str, Any]]:
     """
     rows = []
     for run in sorted(Path(folder).iterdir()):
-        if not (run / "summary.json").is_file():
+        run_folder = RunFolder(run)
+        if not run_folder.summary_path.is_file():
             continue
-        args = json.loads((run / "config.json").read_text())["args"]
-        summary = json.loads((run / "summary.json").read_text())
+        args = run_folder.read_config()["args"]
+        summary = run_folder.read_summary()
         cache = run / "sharpness.json"
-        seconds = [float(r["epoch_seconds"]) for r in read_log(run / "log.csv")]
+        seconds = [float(r["epoch_seconds"]) for r in run_folder.read_log()]
         base = split_name(args["optimizer"])[0]
         rows.append(
             {

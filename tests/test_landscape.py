@@ -16,7 +16,7 @@ from bsi_keras.analysis import (
     target_direction,
     weight_values,
 )
-from bsi_keras.analysis.landscape import main
+from bsi_keras.analysis.__main__ import main
 from bsi_keras.optimizers import get_optimizer
 from bsi_keras.run_folder import RunFolderError
 

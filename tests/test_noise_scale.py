@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from bsi_keras.analysis.noise_scale import corrected, ema_update, estimate, least_squares_truth
+from bsi_keras.analysis.noise_scale import least_squares_truth
+from bsi_keras.train_step.noise_scale import corrected, ema_update, estimate
 
 DIM, NOISE = 20, 0.5
 

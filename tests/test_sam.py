@@ -8,8 +8,8 @@ import pytest
 
 from bsi_keras import cli, run
 from bsi_keras.optimizers import SGD, get_optimizer
-from bsi_keras.optimizers.sam import SAM, from_name, is_bias
 from bsi_keras.train_step import StepOptions, install
+from bsi_keras.train_step.sam import SAM, from_name, is_bias
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(8, 3)).astype("float32")

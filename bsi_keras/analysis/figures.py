@@ -1,4 +1,4 @@
-"""Figures of the sharp-minima analysis (matplotlib, Agg backend, PNG).
+"""Figures of the sharp-minima analysis (matplotlib, PNG).
 
 - `plot_interpolation`: Keskar et al.'s parametric plot, cross-entropy on the left axis
   (blue) and accuracy on the right (red), train solid and test dashed;
@@ -10,7 +10,8 @@
 
 Landscape figures take a mapping ``label -> Landscape`` so that solutions can be compared
 side by side; losses above ``loss_max`` are clipped (Li et al.'s ``--loss_max``), since a
-landscape far from the minimum rises by orders of magnitude.
+landscape far from the minimum rises by orders of magnitude. matplotlib is imported when a
+figure is drawn (`bsi_keras.plots._pyplot`, the package's one way to get it).
 """
 
 from __future__ import annotations
@@ -19,15 +20,11 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 from bsi_keras.analysis.interpolation import Interpolation
 from bsi_keras.analysis.landscape import Landscape
-from bsi_keras.plots import save
+from bsi_keras.plots import _pyplot, save
 
 
 def plot_interpolation(
@@ -53,7 +50,7 @@ def plot_interpolation(
     ...     plot_interpolation(line, Path(d) / "line.png").is_file()
     True
     """
-    fig, loss_axis = plt.subplots(figsize=(6.4, 4.6))
+    fig, loss_axis = _pyplot().subplots(figsize=(6.4, 4.6))
     accuracy_axis = loss_axis.twinx()
     for style, loss, accuracy in (
         ("-", line.train_loss, line.train_accuracy),
@@ -101,7 +98,7 @@ def plot_landscape_1d(
     Returns:
         The PNG's path.
     """
-    fig, loss_axis = plt.subplots(figsize=(6.4, 4.6))
+    fig, loss_axis = _pyplot().subplots(figsize=(6.4, 4.6))
     accuracy_axis = loss_axis.twinx()
     for color, (label, landscape) in zip(_colors(), landscapes.items()):
         loss_axis.plot(landscape.x_coordinates, landscape.loss, "-", color=color, label=label)
@@ -147,7 +144,7 @@ def plot_contour(
     True
     """
     bounds = _loss_bounds(landscapes, loss_max)
-    fig, axes = plt.subplots(
+    fig, axes = _pyplot().subplots(
         1, len(landscapes), figsize=(4.6 * len(landscapes) + 1.2, 4.6), layout="constrained"
     )
     axes = np.atleast_1d(axes)
@@ -186,7 +183,7 @@ def plot_surface(
         The PNG's path.
     """
     bounds = _loss_bounds(landscapes, loss_max)
-    fig = plt.figure(figsize=(5.6 * len(landscapes), 5.0))
+    fig = _pyplot().figure(figsize=(5.6 * len(landscapes), 5.0))
     for index, (label, landscape) in enumerate(landscapes.items(), start=1):
         ax = fig.add_subplot(1, len(landscapes), index, projection="3d")
         a, b = np.meshgrid(landscape.x_coordinates, landscape.y_coordinates, indexing="ij")
@@ -225,4 +222,4 @@ def _center(landscape: Landscape) -> float:
 
 
 def _colors() -> list[str]:
-    return plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return _pyplot().rcParams["axes.prop_cycle"].by_key()["color"]

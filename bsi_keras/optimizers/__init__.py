@@ -1,7 +1,8 @@
 """Optimizers by name, and the learning-rate changes the schedule driver makes.
 
-SAM and ASAM are not optimizers here but an option of the train step (`sam`): the names
-``sam_<base>`` and ``asam_<base>`` give the base optimizer, `sam.from_name` the option.
+SAM and ASAM are not optimizers here but an option of the train step
+(`bsi_keras.train_step.sam`): the names ``sam_<base>`` and ``asam_<base>`` give the base
+optimizer, `split_name` tells them apart, `bsi_keras.train_step.sam.from_name` gives the option.
 
 Example:
 
@@ -17,9 +18,9 @@ from typing import Any
 import keras
 from keras import ops
 
-from bsi_keras.optimizers.sam import split_name
-
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "nadam", "adagrad", "adadelta", "rmsprop")
+# Name prefixes that hand the step to SAM / ASAM (`bsi_keras.train_step.sam`).
+SAM_VARIANTS = ("sam", "asam")
 
 
 def get_optimizer(
@@ -38,7 +39,7 @@ def get_optimizer(
             use it -- and Keras's ``adam``, ``nadam``, ``adagrad``, ``adadelta``,
             ``rmsprop``. A ``sam_`` or ``asam_`` prefix (``sam_sgd``, ``asam_adam``) names
             the same base optimizer: SAM / ASAM is an option of the train step
-            (`bsi_keras.optimizers.sam.from_name` gives it), and the base optimizer takes
+            (`bsi_keras.train_step.sam.from_name` gives it), and the base optimizer takes
             the step.
         lr: the initial learning rate (the schedule driver sets it per phase).
         momentum: momentum of the SGD family (None: the name's default); the others
@@ -84,6 +85,18 @@ def is_optimizer_name(name: str) -> bool:
     (True, False)
     """
     return split_name(name)[0] in OPTIMIZERS
+
+
+def split_name(name: str) -> tuple[str, str | None]:
+    """An optimizer name's base optimizer and SAM variant (``sam``, ``asam`` or None).
+
+    Example:
+
+    >>> split_name("asam_adam"), split_name("sam_sgd"), split_name("momentum")
+    (('adam', 'asam'), ('sgd', 'sam'), ('momentum', None))
+    """
+    variant, _, base = name.partition("_")
+    return (base, variant) if variant in SAM_VARIANTS and base else (name, None)
 
 
 @keras.saving.register_keras_serializable(package="bsi_keras")

@@ -28,8 +28,8 @@ from contextlib import contextmanager
 
 import keras
 
-from bsi_keras.optimizers.sam import SAM
 from bsi_keras.train_step.core import LossDropout, StepOptions
+from bsi_keras.train_step.sam import SAM
 from bsi_keras.train_step.state import StepState
 
 __all__ = ["SAM", "LossDropout", "StepOptions", "StepState", "install"]

@@ -14,6 +14,8 @@ from typing import Any
 
 import keras
 
+from bsi_keras.train_step import keras_private
+
 GradFn = Callable[..., tuple[tuple[Any, Any], list[Any]]]
 
 
@@ -98,7 +100,7 @@ def stateless_loss(
         ``(loss, (y_pred, new_non_trainable_values))``; the loss includes the model's
         regularization losses, as in training.
     """
-    kwargs = {"training": training} if model._call_has_training_arg else {}
+    kwargs = {"training": training} if keras_private.call_has_training_arg(model) else {}
     y_pred, non_trainable, losses = model.stateless_call(
         list(trainable_values), list(non_trainable_values), x, return_losses=True, **kwargs
     )
@@ -107,12 +109,9 @@ def stateless_loss(
     )
     # The call's own losses (regularizers at these weight values, add_loss) replace the
     # model's, exactly as Keras's JAX trainer does in its stateless train step.
-    model._losses_override = list(losses)
-    try:
-        with keras.StatelessScope(state_mapping=mapping):
-            loss = model._compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
-            )
-    finally:
-        model._losses_override = []
+    with (
+        keras_private.losses_override(model, losses),
+        keras.StatelessScope(state_mapping=mapping),
+    ):
+        loss = keras_private.compute_loss(model, x, y, y_pred, sample_weight, training)
     return loss, (y_pred, non_trainable)

@@ -18,9 +18,9 @@ from typing import Any
 import keras
 from keras import ops
 
-from bsi_keras.analysis.noise_scale import corrected, ema_update, estimate
-from bsi_keras.optimizers.sam import SAM
 from bsi_keras.train_step.autodiff import stateless_loss, value_and_grad
+from bsi_keras.train_step.noise_scale import corrected, ema_update, estimate
+from bsi_keras.train_step.sam import SAM
 
 LOSS_DROPOUT_RULES = ("lower", "higher")
 
@@ -63,7 +63,7 @@ class NoiseScaleOptions:
     ``small_batch`` examples: the chunks' squared gradient norms give ``|G_b|^2``, their
     average gradient (which is also the update) gives ``|G_B|^2``, and the two give
     unbiased estimates of ``|G|^2`` and ``tr(Sigma)``
-    (`bsi_keras.analysis.noise_scale.estimate`), folded into bias-corrected moving
+    (`bsi_keras.train_step.noise_scale.estimate`), folded into bias-corrected moving
     averages. The logs carry ``gns_grad_sq``, ``gns_trace`` and ``gns_b_simple``.
 
     Args:
@@ -93,7 +93,7 @@ class StepOptions:
             logical batch is split into micro-batches of this size (the last one smaller)
             whose gradients are averaged into one update.
         loss_dropout: the loss-dropout rule, or None.
-        sam: sharpness-aware minimization (`bsi_keras.optimizers.sam.SAM`: SAM or ASAM),
+        sam: sharpness-aware minimization (`bsi_keras.train_step.sam.SAM`: SAM or ASAM),
             or None. With ``max_physical_batch`` and no ``sam.m``, both of SAM's gradients
             are accumulated over micro-batches, so the perturbation is the whole logical
             batch's. With ``sam.m``, every group of ``m`` examples is perturbed with its own

@@ -7,6 +7,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from bsi_keras.train_step import keras_private
 from bsi_keras.train_step.core import (
     StepOptions,
     compute_gradients,
@@ -52,8 +53,8 @@ def make_train_step(options: StepOptions, state: StepState) -> Any:
             )
             optimizer_values = list(optimizer_values)
             optimizer_values[previous] = ops.cast(result.loss, optimizer_values[previous].dtype)
-        logs, metrics_values = self._update_metrics_variables(
-            metrics_values, result.loss, x, y, result.y_pred, sample_weight
+        logs, metrics_values = keras_private.update_metrics_variables(
+            self, metrics_values, result.loss, x, y, result.y_pred, sample_weight
         )
         if options.noise_scale is not None:
             indices = [state.index(self.optimizer, v) for v in state.noise_averages]

@@ -6,8 +6,8 @@ from typing import Any
 
 import keras
 from keras import ops
-from keras.src.losses.loss import unscale_loss_for_distribution
 
+from bsi_keras.train_step import keras_private
 from bsi_keras.train_step.core import (
     StepOptions,
     compute_gradients,
@@ -53,8 +53,8 @@ def make_train_step(options: StepOptions, state: StepState) -> Any:
         batch = ops.shape(keras.tree.flatten(x)[0])[0]
         # Under tf.distribute the loss is divided by the replicas (their gradients are
         # summed); Keras's own TensorFlow step undoes that for the reported loss.
-        loss = unscale_loss_for_distribution(result.loss)
-        self._loss_tracker.update_state(loss, sample_weight=batch)
+        loss = keras_private.unscale_loss_for_distribution(result.loss)
+        keras_private.update_loss_tracker(self, loss, batch)
         logs = self.compute_metrics(x, y, result.y_pred, sample_weight)
         if options.noise_scale is not None:
             averages = tuple(v.value for v in state.noise_averages)

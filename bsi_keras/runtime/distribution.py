@@ -16,12 +16,43 @@ import contextlib
 
 import keras
 
+# The backends whose Keras distribution machinery this module drives.
+SUPPORTED_BACKENDS = ("jax", "tensorflow")
+
+
+def check_supported(backend: str) -> None:
+    """Refuse a backend that data-parallel training cannot run on.
+
+    Args:
+        backend: a Keras backend name, e.g. ``keras.backend.backend()``.
+
+    Raises:
+        ValueError: when ``backend`` is not in `SUPPORTED_BACKENDS`; the message names
+            the supported ones and how to choose one.
+
+    Example:
+
+    >>> check_supported("jax")
+    >>> check_supported("torch")
+    Traceback (most recent call last):
+    ...
+    ValueError: needs the jax or tensorflow backend, not torch (set KERAS_BACKEND)
+    """
+    if backend not in SUPPORTED_BACKENDS:
+        raise ValueError(
+            f"needs the {' or '.join(SUPPORTED_BACKENDS)} backend, not {backend} "
+            "(set KERAS_BACKEND)"
+        )
+
 
 def data_parallel() -> tuple[contextlib.AbstractContextManager, int]:
     """Train on every local device from now on.
 
     Returns:
         The scope to build and compile the model in, and the number of devices.
+
+    Raises:
+        ValueError: on a backend outside `SUPPORTED_BACKENDS`.
 
     Example:
 
@@ -30,15 +61,14 @@ def data_parallel() -> tuple[contextlib.AbstractContextManager, int]:
     True
     """
     backend = keras.backend.backend()
+    check_supported(backend)
     if backend == "jax":
         devices = keras.distribution.list_devices()
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
         return contextlib.nullcontext(), len(devices)
-    if backend == "tensorflow":
-        import tensorflow as tf
+    import tensorflow as tf
 
-        # Every GPU, or else every (logical) CPU device.
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        strategy = tf.distribute.MirroredStrategy([device.name for device in devices])
-        return strategy.scope(), strategy.num_replicas_in_sync
-    raise NotImplementedError(f"data-parallel training needs JAX or TensorFlow, not {backend}")
+    # Every GPU, or else every (logical) CPU device.
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    strategy = tf.distribute.MirroredStrategy([device.name for device in devices])
+    return strategy.scope(), strategy.num_replicas_in_sync

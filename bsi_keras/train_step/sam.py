@@ -52,11 +52,12 @@ from typing import Any
 import keras
 from keras import ops
 
+from bsi_keras.optimizers import split_name
+
 SAM_RHO = 0.05  # Foret et al.; davda54/sam; Keras 2
 ASAM_RHO = 0.5  # SamsungLabs/ASAM asam.py and README (CIFAR-10)
 ASAM_ETA = 0.01  # SamsungLabs/ASAM asam.py
 NORM_EPSILON = 1e-12  # davda54/sam and Keras 2's guard against a zero gradient
-VARIANTS = {"sam": False, "asam": True}  # optimizer-name prefix -> adaptive
 BIAS_SUFFIXES = ("bias", "beta")
 
 
@@ -160,18 +161,6 @@ def is_bias(variable: keras.Variable) -> bool:
     return variable.name.endswith(BIAS_SUFFIXES)
 
 
-def split_name(name: str) -> tuple[str, str | None]:
-    """An optimizer name's base optimizer and SAM variant (``sam``, ``asam`` or None).
-
-    Example:
-
-    >>> split_name("asam_adam"), split_name("sam_sgd"), split_name("momentum")
-    (('adam', 'asam'), ('sgd', 'sam'), ('momentum', None))
-    """
-    variant, _, base = name.partition("_")
-    return (base, variant) if variant in VARIANTS and base else (name, None)
-
-
 def from_name(
     name: str, rho: float | None = None, eta: float | None = None, m: int | None = None
 ) -> SAM | None:
@@ -194,4 +183,4 @@ def from_name(
     _, variant = split_name(name)
     if variant is None:
         return None
-    return SAM(rho=rho, adaptive=VARIANTS[variant], eta=ASAM_ETA if eta is None else eta, m=m)
+    return SAM(rho=rho, adaptive=variant == "asam", eta=ASAM_ETA if eta is None else eta, m=m)

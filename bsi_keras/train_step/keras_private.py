@@ -1,0 +1,146 @@
+"""The private Keras APIs the package relies on, each behind one function.
+
+Keras's public API has no way to write a train step that does what ``Model.train_step`` does
+internally (the compiled loss with its regularizers at given weight values, the loss tracker,
+the JAX trainer's stateless metrics), nor to ask whether a callback overrides a hook. These
+functions are the only places that touch those internals; `tests/test_keras_private.py` has
+one canary test per function, so a Keras release that changes one of them fails exactly one
+named test rather than a train step somewhere. Checked with Keras 3.15.1.
+
+- `call_has_training_arg`: ``Layer._call_has_training_arg``. Whether ``call`` takes
+  ``training``; `stateless_call` passes it on blindly, so the caller must know.
+- `losses_override`: ``Layer._losses_override``. The losses a stateless call returned stand
+  in for ``model.losses`` while the loss is computed, as Keras's JAX trainer does; without it
+  the regularization losses would be those of the variables, not of the values evaluated.
+- `compute_loss`: ``Trainer._compute_loss``. ``compute_loss`` with ``training`` passed only
+  to overrides that accept it (the argument arrived in Keras 3.3).
+- `unscale_loss_for_distribution`: ``keras.src.losses.loss``. Under ``tf.distribute`` the loss
+  is divided by the replicas; Keras's own TensorFlow step multiplies it back for the logs.
+- `update_loss_tracker`: ``Trainer._loss_tracker``. The mean loss ``fit`` reports as
+  ``loss``; a stateful custom step updates it as Keras's own step does.
+- `update_metrics_variables`: ``JAXTrainer._update_metrics_variables``. The loss tracker and
+  compiled metrics updated statelessly, returning the new metric values a JAX step threads.
+- `is_default_hook`: ``keras.src.utils.python_utils.default`` marks the base class's empty
+  hooks with ``_is_default``; a callback whose hook keeps the mark does not listen to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import keras
+from keras.src.losses.loss import unscale_loss_for_distribution as _unscale_loss
+
+
+def call_has_training_arg(model: keras.Layer) -> bool:
+    """Whether ``model.call`` takes a ``training`` argument.
+
+    Example:
+
+    >>> call_has_training_arg(keras.layers.Dropout(0.5))
+    True
+    """
+    return model._call_has_training_arg
+
+
+@contextmanager
+def losses_override(model: keras.Layer, losses: Sequence[Any]) -> Iterator[None]:
+    """Make ``model.losses`` return ``losses`` inside the block.
+
+    Args:
+        model: a layer or model.
+        losses: the losses a ``stateless_call(..., return_losses=True)`` returned.
+
+    Example:
+
+    >>> layer = keras.layers.Dense(1)
+    >>> with losses_override(layer, [1.5]):
+    ...     layer.losses
+    [1.5]
+    >>> layer.losses
+    []
+    """
+    model._losses_override = list(losses)
+    try:
+        yield
+    finally:
+        model._losses_override = []
+
+
+def compute_loss(
+    model: keras.Model, x: Any, y: Any, y_pred: Any, sample_weight: Any, training: bool
+) -> Any:
+    """The compiled loss of a batch, plus ``model.losses`` (regularization, ``add_loss``).
+
+    Args:
+        model: a compiled model.
+        x, y, y_pred, sample_weight: the batch and the model's predictions.
+        training: whether the loss is for a training step.
+
+    Returns:
+        The scalar total loss.
+    """
+    return model._compute_loss(
+        x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training
+    )
+
+
+def unscale_loss_for_distribution(loss: Any) -> Any:
+    """``loss`` times the ``tf.distribute`` replicas in sync (unchanged elsewhere).
+
+    Example:
+
+    >>> float(unscale_loss_for_distribution(keras.ops.convert_to_tensor(2.0)))
+    2.0
+    """
+    return _unscale_loss(loss)
+
+
+def update_loss_tracker(model: keras.Model, loss: Any, batch_size: Any) -> None:
+    """Fold one batch's loss into the mean ``loss`` that ``fit`` reports.
+
+    Args:
+        model: a compiled model.
+        loss: the batch's (unscaled) loss.
+        batch_size: its number of examples, the mean's weight.
+    """
+    model._loss_tracker.update_state(loss, sample_weight=batch_size)
+
+
+def update_metrics_variables(
+    model: keras.Model,
+    metrics_values: Sequence[Any],
+    loss: Any,
+    x: Any,
+    y: Any,
+    y_pred: Any,
+    sample_weight: Any,
+) -> tuple[dict[str, Any], list[Any]]:
+    """On JAX: the loss tracker and compiled metrics updated without touching variables.
+
+    Args:
+        model: a compiled model on the JAX backend.
+        metrics_values: one value per ``model.metrics_variables``.
+        loss: the batch's loss.
+        x, y, y_pred, sample_weight: the batch and the model's predictions.
+
+    Returns:
+        The logs and the new values of ``model.metrics_variables``.
+    """
+    return model._update_metrics_variables(metrics_values, loss, x, y, y_pred, sample_weight)
+
+
+def is_default_hook(callback: keras.callbacks.Callback, hook: str) -> bool:
+    """Whether ``callback``'s ``hook`` is `keras.callbacks.Callback`'s own empty one.
+
+    Example:
+
+    >>> class Listener(keras.callbacks.Callback):
+    ...     def on_epoch_end(self, epoch, logs=None):
+    ...         pass
+    >>> is_default_hook(Listener(), "on_epoch_end"), is_default_hook(Listener(), "on_batch_end")
+    (False, True)
+    """
+    return getattr(getattr(callback, hook), "_is_default", False)
