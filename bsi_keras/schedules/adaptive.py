@@ -25,7 +25,7 @@ class AdaptiveSchedule(BaseSchedule):
     """Grow the batch size to the measured gradient noise scale (McCandlish et al. 2018).
 
     Epoch 0 runs at ``batch_size``. After every epoch the driver's log carries the measured
-    simple noise scale ``gns_b_simple`` (`bsi_keras.analysis.noise_scale`); the next epoch's
+    simple noise scale ``gns_b_simple`` (`bsi_keras.train_step.noise_scale`); the next epoch's
     batch is ``coefficient * B_simple`` rounded down to a multiple of ``multiple_of`` (the
     ghost-batch size), never smaller than the current batch, at most ``factor`` times it,
     and at most ``max_batch_size``. The LR is held, or follows the batch by ``scale_lr``
