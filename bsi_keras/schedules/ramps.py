@@ -125,9 +125,17 @@ def from_lr_schedule(
     power = _NOISE_POWERS[rule]
     milestones, steps = _ramp_steps(base_lrs, step_factor, min_lr, power)
     ramp = stepped(
-        epochs, batch_size, base_lrs[0], milestones, steps, max_batch_size=max_batch_size,
-        cap=cap, name=name, factor=step_factor, cap_lr_power=power,
-    )  # fmt: skip
+        epochs,
+        batch_size,
+        base_lrs[0],
+        milestones,
+        steps,
+        max_batch_size=max_batch_size,
+        cap=cap,
+        name=name,
+        factor=step_factor,
+        cap_lr_power=power,
+    )
     # stepped keeps one phase per step; a clamped batch with an unchanged LR repeats one.
     settings = ramp.settings()
     merged = FunctionSchedule(lambda e: (settings[e].batch_size, settings[e].lr), epochs, name)
