@@ -15,6 +15,8 @@ The package, one concept a module:
 - `builders`: the fixed schedules by name;
 - `transforms`: LR scaling, regime adaptation, the per-update curve;
 - `curves`: the per-update curves (warmup, cosine, cyclic) as composable functions;
+- `ramps`: batch ramps from LR schedules (`from_lr_schedule`: Smith et al.'s SGD rule and
+  Seesaw's Adam rule; `seesaw`), and `cbs_warmup` from a measured critical batch size;
 - `adaptive`: `AdaptiveSchedule`, the batch size from the measured noise scale;
 - `config`: `from_config`.
 
@@ -60,6 +62,13 @@ from bsi_keras.schedules.phases import (
     parse_phases,
     updates_per_epoch,
 )
+from bsi_keras.schedules.ramps import (
+    RAMP_RULES,
+    cbs_warmup,
+    cosine_lr,
+    from_lr_schedule,
+    seesaw,
+)
 from bsi_keras.schedules.transforms import (
     SCALING_RULES,
     scale_lr,
@@ -71,6 +80,7 @@ from bsi_keras.schedules.transforms import (
 __all__ = [
     "CAP_POLICIES",
     "CURVE_SHAPES",
+    "RAMP_RULES",
     "SCALING_RULES",
     "AdaptiveSchedule",
     "BaseSchedule",
@@ -82,12 +92,15 @@ __all__ = [
     "Schedule",
     "ScheduleError",
     "StepCurve",
+    "cbs_warmup",
     "constant",
     "cosine_decay",
+    "cosine_lr",
     "decay_lr",
     "fast_bsi",
     "format_phases",
     "from_config",
+    "from_lr_schedule",
     "from_phases",
     "hybrid",
     "increase_bs",
@@ -97,6 +110,7 @@ __all__ = [
     "parse_phases",
     "scale_lr",
     "scaled_lr",
+    "seesaw",
     "stepped",
     "stretch_epochs",
     "triangular_cycle",

@@ -224,6 +224,7 @@ def stepped(
     cap: str = "clamp",
     name: str = "stepped",
     factor: float | None = None,
+    cap_lr_power: float = 1.0,
 ) -> Schedule:
     """The mechanism behind every milestone schedule.
 
@@ -236,6 +237,10 @@ def stepped(
         max_batch_size, cap: as in `increase_bs`.
         name: the schedule's label.
         factor: recorded in the schedule's params, for the run config.
+        cap_lr_power: with ``cap="decay_lr"``, the LR is divided by the growth the cap
+            refused to this power: 1 keeps SGD's noise scale ``lr / B`` (Smith et al.),
+            1/2 keeps ``lr / sqrt(B)``, the quantity Seesaw's Adam ramp follows
+            (`bsi_keras.schedules.ramps`).
 
     >>> [p.lr for p in stepped(4, 64, 0.4, [2], [(1.0, 4.0)]).phases]
     [0.4, 0.1]
@@ -265,7 +270,9 @@ def stepped(
             wanted_batch *= steps[k - 1][0]
             wanted_lr /= steps[k - 1][1]
         actual = wanted_batch if max_batch_size is None else min(wanted_batch, max_batch_size)
-        phase_lr = wanted_lr * actual / wanted_batch if cap == "decay_lr" else wanted_lr
+        # Power 1 evaluates lr * actual / wanted, the float expression of the committed results.
+        power = cap_lr_power if cap == "decay_lr" else 0.0
+        phase_lr = wanted_lr * actual**power / wanted_batch**power
         if not math.isfinite(actual) or not phase_lr > 0:
             raise ScheduleError(
                 "factor",
