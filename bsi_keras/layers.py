@@ -195,24 +195,29 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
         size = self.virtual_batch_size
         one_group = size is None or (isinstance(batch, int) and batch <= size)
         pad = 0 if one_group else (-batch) % size
-        keep = None if mask is None else self._broadcast_mask(mask, x)
+        # The mask keeps the inputs' rank but not their shape: dimensions of size 1 broadcast.
+        keep = None if mask is None else self._expand_mask(mask, x)
         if not isinstance(pad, int) or pad > 0:
             # A partial last virtual batch, or a batch size unknown while tracing
             # (TensorFlow generalizes shapes after a retrace): masked-out zeros complete
             # the last virtual batch, so that one reshape groups the batch.
             if keep is None:
-                keep = ops.ones(ops.shape(x), "bool")
+                keep = ops.ones((batch, *[1] * len(features)), "bool")
             x = ops.concatenate([x, ops.zeros((pad, *features), x.dtype)], axis=0)
-            keep = ops.concatenate([keep, ops.zeros((pad, *features), "bool")], axis=0)
-        grouped_shape = (1, -1, *features) if one_group else (-1, size, *features)
-        grouped = ops.reshape(x, grouped_shape)
+            keep_rest = tuple(ops.shape(keep)[1:])
+            keep = ops.concatenate([keep, ops.zeros((pad, *keep_rest), "bool")], axis=0)
+        groups = (1, -1) if one_group else (-1, size)
+        grouped = ops.reshape(x, (*groups, *features))
         channel = self.axis % len(x.shape) + 1
         axes = [i for i in range(1, len(grouped.shape)) if i != channel]
         if keep is None:
             mean, variance = ops.moments(grouped, axes=axes, keepdims=True)
         else:
-            keep = ops.reshape(keep, grouped_shape)
+            keep = ops.reshape(keep, (*groups, *ops.shape(keep)[1:]))
             count = ops.sum(ops.cast(keep, x.dtype), axis=axes, keepdims=True)
+            for i in axes:  # a mask element stands for every input element it broadcasts to
+                if keep.shape[i] == 1:
+                    count = count * ops.cast(ops.shape(grouped)[i], x.dtype)
             # A virtual batch without a counted element gets zero statistics of zero
             # weight instead of 0 / 0.
             denominator = ops.maximum(count, 1.0)
@@ -230,16 +235,16 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
         mean, variance = ops.sum(share * mean, axis=0), ops.sum(share * variance, axis=0)
         return outputs, _flat(mean), _flat(variance), _flat(total)
 
-    def _broadcast_mask(self, mask: Any, x: Any) -> Any:
-        """The mask as booleans of the inputs' shape (its dimensions lead the inputs')."""
+    def _expand_mask(self, mask: Any, x: Any) -> Any:
+        """The mask as booleans of the inputs' rank (its dimensions lead, ones follow)."""
         rank = len(mask.shape)
         if not 1 <= rank < len(x.shape):
             raise ValueError(
                 f"mask must have between 1 and {len(x.shape) - 1} dimensions, the leading ones "
                 f"of the inputs' shape {x.shape}; got shape {mask.shape}"
             )
-        mask = ops.reshape(ops.cast(mask, "bool"), (*ops.shape(mask), *[1] * (len(x.shape) - rank)))
-        return ops.broadcast_to(mask, ops.shape(x))
+        trailing = [1] * (len(x.shape) - rank)
+        return ops.reshape(ops.cast(mask, "bool"), (*ops.shape(mask), *trailing))
 
     def _update_moving_statistics(self, mean: Any, variance: Any, counted: Any) -> None:
         m = self.momentum
