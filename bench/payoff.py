@@ -60,8 +60,11 @@ def train_once(
 ) -> dict[str, Any]:
     """One run into ``folder``: wall seconds and its summary (train and compile seconds)."""
     keras.utils.set_random_seed(0)
-    model = models.get_model(args.model, virtual_batch_size=CIFAR["mini_batch_size"])
-    model = models.apply_weight_decay(model, CIFAR["weight_decay"])
+    model = models.get_model(
+        args.model,
+        virtual_batch_size=CIFAR["mini_batch_size"],
+        weight_decay=CIFAR["weight_decay"],
+    )
     optimizer = optimizers.get_optimizer(
         "momentum", schedule.at(0).lr, clip_norm=CIFAR["clip_norm"]
     )

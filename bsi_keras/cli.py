@@ -385,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         r,
         "--saveState",
         "--save_state",
-        help="keep the weights of every epoch (weights/epoch_NNN.weights.h5)",
+        help="keep a .keras snapshot of every epoch (weights/epoch_NNN.keras)",
     )
     r.add_argument(
         "--verbose",

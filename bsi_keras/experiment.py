@@ -55,8 +55,8 @@ def train(
         loss, metrics: passed to ``model.compile``.
         callbacks: more Keras callbacks.
         tensorboard: also write TensorBoard logs (batch size and LR appear as scalars).
-        save_every_epoch: keep the weights of every epoch (``weights/epoch_NNN.weights.h5``,
-            epoch 0 being the initial weights) for landscape and interpolation analysis.
+        save_every_epoch: keep a `.keras` snapshot of every epoch (``weights/epoch_NNN.keras``,
+            epoch 0 being the initial model) for landscape and interpolation analysis.
         verbose: as in `bsi_keras.driver.fit`.
         **fit_options: passed to `bsi_keras.driver.fit`.
 
@@ -81,15 +81,9 @@ def train(
     if tensorboard:
         run_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(folder.path / "tensorboard")))
     if save_every_epoch:
-        folder.weights_path(0).parent.mkdir(exist_ok=True)
         if not resume:
-            model.save_weights(folder.weights_path(0))
-        run_callbacks.append(
-            keras.callbacks.ModelCheckpoint(
-                str(folder.path / "weights" / "epoch_{epoch:03d}.weights.h5"),
-                save_weights_only=True,
-            )
-        )
+            folder.save_snapshot(model, 0)
+        run_callbacks.append(folder.snapshot_callback())
     try:
         history = fit(
             model,

@@ -13,9 +13,14 @@ from typing import Any
 import keras
 from keras import ops
 
+# BatchNormalization options this layer does not implement; refused when true, and left out
+# of the saved config.
+_UNSUPPORTED = ("renorm", "synchronized")
+_UNSAVED = (*_UNSUPPORTED, "renorm_clipping", "renorm_momentum")
+
 
 @keras.saving.register_keras_serializable(package="bsi_keras")
-class GhostBatchNormalization(keras.layers.Layer):
+class GhostBatchNormalization(keras.layers.BatchNormalization):
     """Batch normalization over virtual ("ghost") batches.
 
     Training normalizes each virtual batch of ``virtual_batch_size`` consecutive examples
@@ -31,6 +36,13 @@ class GhostBatchNormalization(keras.layers.Layer):
     PyTorch ``chunk`` of the reference code, so that under data parallelism each replica's
     shard holds whole virtual batches.
 
+    Everything else is `keras.layers.BatchNormalization`: ``axis``, regularizers and
+    constraints of ``beta`` and ``gamma``, and ``trainable=False``, which freezes the layer
+    *and* runs it in inference mode. A ``mask`` passed to ``call`` leaves the masked-out
+    examples out of the statistics of their virtual batch and of the moving statistics, so a
+    batch padded with masked-out examples at its end normalizes its real examples, and
+    updates the moving statistics, exactly as the unpadded batch would.
+
     Args:
         virtual_batch_size: examples per virtual batch; ``None`` normalizes over the whole
             batch (ordinary batch normalization).
@@ -44,9 +56,17 @@ class GhostBatchNormalization(keras.layers.Layer):
             code; the moving statistics are then still tracked but unused.
         beta_initializer, gamma_initializer, moving_mean_initializer,
         moving_variance_initializer: initializers of the four weights.
-        **kwargs: base `keras.layers.Layer` arguments (``name``, ``dtype``, ...).
+        axis: the normalized (channel) axis, any but the batch axis (``1`` after a
+            channels-first convolution).
+        beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint: as in
+            `keras.layers.BatchNormalization`.
+        **kwargs: base `keras.layers.Layer` arguments (``name``, ``dtype``, ``trainable``).
 
-    The normalized axis is the last one (channels last).
+    Call arguments:
+        inputs: a tensor with at least two dimensions, the batch first.
+        training: normalize with the virtual batches' statistics and update the moving ones.
+        mask: booleans whose shape is the leading part of the inputs' shape, ``(batch,)``
+            or e.g. ``(batch, time)``; false entries count in no statistic.
 
     Example:
 
@@ -55,6 +75,12 @@ class GhostBatchNormalization(keras.layers.Layer):
     >>> x = np.array([[0.0], [2.0], [10.0], [14.0]], dtype="float32")
     >>> np.round(keras.ops.convert_to_numpy(layer(x, training=True)).ravel(), 2)
     array([-1., 1., -1., 1.], dtype=float32)
+    >>> padded = np.concatenate([x[:3], [[99.0]]]).astype("float32")
+    >>> out = layer(padded, training=True, mask=np.array([True, True, True, False]))
+    >>> np.round(keras.ops.convert_to_numpy(out)[:3].ravel(), 2)  # 10 is alone in its batch
+    array([-1., 1., 0.], dtype=float32)
+    >>> isinstance(layer, keras.layers.BatchNormalization)
+    True
     """
 
     def __init__(
@@ -69,9 +95,13 @@ class GhostBatchNormalization(keras.layers.Layer):
         gamma_initializer: Any = "ones",
         moving_mean_initializer: Any = "zeros",
         moving_variance_initializer: Any = "ones",
+        axis: int = -1,
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
         **kwargs: Any,
     ):
-        super().__init__(**kwargs)
         if virtual_batch_size is not None and (
             isinstance(virtual_batch_size, bool)
             or not isinstance(virtual_batch_size, int)
@@ -82,131 +112,164 @@ class GhostBatchNormalization(keras.layers.Layer):
             )
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        for option in _UNSUPPORTED:
+            if kwargs.pop(option, False):
+                raise ValueError(f"GhostBatchNormalization does not support {option}=True")
+        super().__init__(
+            axis=axis,
+            momentum=momentum,
+            epsilon=epsilon,
+            center=center,
+            scale=scale,
+            beta_initializer=beta_initializer,
+            gamma_initializer=gamma_initializer,
+            moving_mean_initializer=moving_mean_initializer,
+            moving_variance_initializer=moving_variance_initializer,
+            beta_regularizer=beta_regularizer,
+            gamma_regularizer=gamma_regularizer,
+            beta_constraint=beta_constraint,
+            gamma_constraint=gamma_constraint,
+            **kwargs,
+        )
         self.virtual_batch_size = virtual_batch_size
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
-        self.center = center
-        self.scale = scale
         self.batch_stats_in_inference = batch_stats_in_inference
-        self.beta_initializer = keras.initializers.get(beta_initializer)
-        self.gamma_initializer = keras.initializers.get(gamma_initializer)
-        self.moving_mean_initializer = keras.initializers.get(moving_mean_initializer)
-        self.moving_variance_initializer = keras.initializers.get(moving_variance_initializer)
-        self.supports_masking = True
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
-        channels = input_shape[-1]
-        if channels is None:
-            raise ValueError("GhostBatchNormalization needs a known last (channel) dimension")
-        shape = (channels,)
-        self.gamma = (
-            self.add_weight(shape=shape, initializer=self.gamma_initializer, name="gamma")
-            if self.scale
-            else None
-        )
-        self.beta = (
-            self.add_weight(shape=shape, initializer=self.beta_initializer, name="beta")
-            if self.center
-            else None
-        )
-        # Under tf.distribute each replica updates the statistics from its own share of
-        # the batch; "mean" averages the replicas' updates into one value.
-        self.moving_mean = self.add_weight(
-            shape=shape,
-            initializer=self.moving_mean_initializer,
-            trainable=False,
-            name="moving_mean",
-            autocast=False,
-            aggregation="mean",
-        )
-        self.moving_variance = self.add_weight(
-            shape=shape,
-            initializer=self.moving_variance_initializer,
-            trainable=False,
-            name="moving_variance",
-            autocast=False,
-            aggregation="mean",
-        )
+        rank = len(input_shape)
+        if not -rank <= self.axis < rank or self.axis % rank == 0:
+            raise ValueError(
+                f"axis must name a non-batch axis of inputs of shape {input_shape}, got {self.axis}"
+            )
+        if input_shape[self.axis] is None:
+            raise ValueError(
+                f"GhostBatchNormalization needs a known channel dimension (axis {self.axis}), "
+                f"got inputs of shape {input_shape}"
+            )
+        super().build(input_shape)
+
+    def add_weight(self, *args: Any, **kwargs: Any) -> Any:
+        # Under tf.distribute each replica updates the moving statistics (the weights
+        # `BatchNormalization.build` declares non-trainable) from its own share of the
+        # batch; "mean" averages the replicas' updates into one value.
+        if kwargs.get("trainable") is False:
+            kwargs["aggregation"] = "mean"
+        return super().add_weight(*args, **kwargs)
 
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
-        x = ops.cast(inputs, "float32")
-        if training or self.batch_stats_in_inference:
-            normalized, mean, variance = self._normalize_virtual_batches(x)
-            if training:
-                self._update_moving_statistics(mean, variance)
-        else:
-            normalized = (x - self.moving_mean) * ops.rsqrt(self.moving_variance + self.epsilon)
-        if self.gamma is not None:
-            normalized = normalized * ops.cast(self.gamma, "float32")
-        if self.beta is not None:
-            normalized = normalized + ops.cast(self.beta, "float32")
-        return ops.cast(normalized, self.compute_dtype)
+        dtype = keras.backend.result_type(inputs.dtype, "float32")
+        x = ops.cast(inputs, dtype)
+        gamma = None if self.gamma is None else ops.cast(self.gamma, dtype)
+        beta = None if self.beta is None else ops.cast(self.beta, dtype)
+        # As in BatchNormalization, a frozen layer (trainable=False) runs in inference mode.
+        update = bool(training) and self.trainable
+        if not (update or self.batch_stats_in_inference):
+            outputs = ops.batch_normalization(
+                x,
+                ops.cast(self.moving_mean, dtype),
+                ops.cast(self.moving_variance, dtype),
+                axis=self.axis,
+                offset=beta,
+                scale=gamma,
+                epsilon=self.epsilon,
+            )
+            return ops.cast(outputs, self.compute_dtype)
+        outputs, mean, variance, counted = self._normalize_virtual_batches(x, mask)
+        if update:
+            self._update_moving_statistics(mean, variance, counted)
+        channel_shape = [1] * len(x.shape)
+        channel_shape[self.axis] = -1
+        if gamma is not None:
+            outputs = outputs * ops.reshape(gamma, channel_shape)
+        if beta is not None:
+            outputs = outputs + ops.reshape(beta, channel_shape)
+        return ops.cast(outputs, self.compute_dtype)
 
-    def _normalize_virtual_batches(self, x: Any) -> tuple[Any, Any, Any]:
-        """Normalize each virtual batch; return the output and the weighted mean stats."""
-        batch = ops.shape(x)[0]
+    def _normalize_virtual_batches(self, x: Any, mask: Any) -> tuple[Any, Any, Any, Any]:
+        """Normalize each virtual batch with its own statistics.
+
+        Returns the output and, per channel, the example-weighted mean of the virtual
+        batches' means and variances, and the number of counted elements (None when every
+        element counts).
+        """
+        batch, features = ops.shape(x)[0], tuple(ops.shape(x)[1:])
         size = self.virtual_batch_size
-        if size is None or (isinstance(batch, int) and batch <= size):
-            return self._normalize_groups(x, 1)
-        if isinstance(batch, int) and batch % size == 0:
-            return self._normalize_groups(x, batch // size)
-        # A partial last virtual batch, or a batch size unknown while tracing (TensorFlow
-        # generalizes shapes after a retrace): full virtual batches, then the remainder.
-        full = (batch // size) * size
-        out_full, mean_full, var_full = self._normalize_groups(x[:full], -1)
-        out_rest, mean_rest, var_rest = self._normalize_groups(x[full:], 1)
-        # While tracing with an unknown batch size either part may be empty; its
-        # statistics are then NaN and carry zero weight.
-        has_full, has_rest = full > 0, batch > full
-        mean_full = ops.where(has_full, mean_full, 0.0)
-        var_full = ops.where(has_full, var_full, 0.0)
-        mean_rest = ops.where(has_rest, mean_rest, 0.0)
-        var_rest = ops.where(has_rest, var_rest, 0.0)
-        weight_full = ops.cast(full, "float32") / ops.cast(batch, "float32")
-        mean = weight_full * mean_full + (1.0 - weight_full) * mean_rest
-        variance = weight_full * var_full + (1.0 - weight_full) * var_rest
-        return ops.concatenate([out_full, out_rest], axis=0), mean, variance
+        one_group = size is None or (isinstance(batch, int) and batch <= size)
+        pad = 0 if one_group else (-batch) % size
+        # The mask keeps the inputs' rank but not their shape: dimensions of size 1 broadcast.
+        keep = None if mask is None else self._expand_mask(mask, x)
+        if not isinstance(pad, int) or pad > 0:
+            # A partial last virtual batch, or a batch size unknown while tracing
+            # (TensorFlow generalizes shapes after a retrace): masked-out zeros complete
+            # the last virtual batch, so that one reshape groups the batch.
+            if keep is None:
+                keep = ops.ones((batch, *[1] * len(features)), "bool")
+            x = ops.concatenate([x, ops.zeros((pad, *features), x.dtype)], axis=0)
+            keep_rest = tuple(ops.shape(keep)[1:])
+            keep = ops.concatenate([keep, ops.zeros((pad, *keep_rest), "bool")], axis=0)
+        groups = (1, -1) if one_group else (-1, size)
+        grouped = ops.reshape(x, (*groups, *features))
+        channel = self.axis % len(x.shape) + 1
+        axes = [i for i in range(1, len(grouped.shape)) if i != channel]
+        if keep is None:
+            mean, variance = ops.moments(grouped, axes=axes, keepdims=True)
+        else:
+            keep = ops.reshape(keep, (*groups, *ops.shape(keep)[1:]))
+            count = ops.sum(ops.cast(keep, x.dtype), axis=axes, keepdims=True)
+            for i in axes:  # a mask element stands for every input element it broadcasts to
+                if keep.shape[i] == 1:
+                    count = count * ops.cast(ops.shape(grouped)[i], x.dtype)
+            # A virtual batch without a counted element gets zero statistics of zero
+            # weight instead of 0 / 0.
+            denominator = ops.maximum(count, 1.0)
+            mean = ops.sum(ops.where(keep, grouped, 0.0), axis=axes, keepdims=True) / denominator
+            squares = ops.where(keep, ops.square(grouped - mean), 0.0)
+            variance = ops.sum(squares, axis=axes, keepdims=True) / denominator
+        outputs = (grouped - mean) * ops.rsqrt(variance + self.epsilon)
+        outputs = ops.reshape(outputs, (-1, *features))
+        if not isinstance(pad, int) or pad > 0:
+            outputs = outputs[:batch]
+        if keep is None:
+            return outputs, _flat(ops.mean(mean, 0)), _flat(ops.mean(variance, 0)), None
+        total = ops.sum(count, axis=0)
+        share = count / ops.maximum(total, 1.0)
+        mean, variance = ops.sum(share * mean, axis=0), ops.sum(share * variance, axis=0)
+        return outputs, _flat(mean), _flat(variance), _flat(total)
 
-    def _normalize_groups(self, x: Any, groups: int) -> tuple[Any, Any, Any]:
-        """Split ``x`` into ``groups`` equal consecutive groups (-1: of the virtual size)."""
-        feature_shape = tuple(x.shape[1:])
-        per_group = self.virtual_batch_size if groups == -1 else -1
-        grouped = ops.reshape(x, (groups if groups != -1 else -1, per_group, *feature_shape))
-        axes = tuple(range(1, len(feature_shape) + 1))
-        mean, variance = ops.moments(grouped, axes=axes, keepdims=True)
-        normalized = (grouped - mean) * ops.rsqrt(variance + self.epsilon)
-        normalized = ops.reshape(normalized, (-1, *feature_shape))
-        channels = feature_shape[-1]
-        mean = ops.mean(ops.reshape(mean, (-1, channels)), axis=0)
-        variance = ops.mean(ops.reshape(variance, (-1, channels)), axis=0)
-        return normalized, mean, variance
+    def _expand_mask(self, mask: Any, x: Any) -> Any:
+        """The mask as booleans of the inputs' rank (its dimensions lead, ones follow)."""
+        rank = len(mask.shape)
+        if not 1 <= rank < len(x.shape):
+            raise ValueError(
+                f"mask must have between 1 and {len(x.shape) - 1} dimensions, the leading ones "
+                f"of the inputs' shape {x.shape}; got shape {mask.shape}"
+            )
+        trailing = [1] * (len(x.shape) - rank)
+        return ops.reshape(ops.cast(mask, "bool"), (*ops.shape(mask), *trailing))
 
-    def _update_moving_statistics(self, mean: Any, variance: Any) -> None:
+    def _update_moving_statistics(self, mean: Any, variance: Any, counted: Any) -> None:
         m = self.momentum
-        self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
-        self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
-
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return input_shape
+        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+            old = ops.convert_to_tensor(moving)
+            new = old * m + ops.cast(batch, old.dtype) * (1.0 - m)
+            if counted is not None:
+                # A call whose examples are all masked out (a batch of padding) changes
+                # nothing.
+                new = ops.where(counted > 0, new, old)
+            moving.assign(new)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
+        for option in _UNSAVED:
+            config.pop(option, None)
         config.update(
             {
                 "virtual_batch_size": self.virtual_batch_size,
-                "momentum": self.momentum,
-                "epsilon": self.epsilon,
-                "center": self.center,
-                "scale": self.scale,
                 "batch_stats_in_inference": self.batch_stats_in_inference,
-                "beta_initializer": keras.initializers.serialize(self.beta_initializer),
-                "gamma_initializer": keras.initializers.serialize(self.gamma_initializer),
-                "moving_mean_initializer": keras.initializers.serialize(
-                    self.moving_mean_initializer
-                ),
-                "moving_variance_initializer": keras.initializers.serialize(
-                    self.moving_variance_initializer
-                ),
             }
         )
         return config
+
+
+def _flat(statistic: Any) -> Any:
+    """Per-channel statistics kept with broadcastable dimensions, as a vector."""
+    return ops.reshape(statistic, (-1,))

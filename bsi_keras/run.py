@@ -115,15 +115,15 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _build_model(args: argparse.Namespace, dataset: Any) -> Any:
-    from bsi_keras.models import apply_weight_decay, get_model
+    from bsi_keras.models import get_model
 
-    model = get_model(
+    return get_model(
         args.model,
         input_shape=dataset.input_shape,
         num_classes=dataset.num_classes,
         virtual_batch_size=args.mini_batch_size or None,
+        weight_decay=args.weight_decay,
     )
-    return apply_weight_decay(model, args.weight_decay)
 
 
 def _check_model(parser: argparse.ArgumentParser, args: argparse.Namespace, dataset: Any) -> None:

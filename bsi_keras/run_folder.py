@@ -7,7 +7,8 @@ Layout:
 - ``log.csv``: one row per finished epoch (rewritten atomically after each epoch);
 - ``summary.json``: how the run ended, final and best test accuracy, updates, seconds;
 - ``checkpoint.npz``: the resumable checkpoint (see `bsi_keras.checkpoint`);
-- ``weights/epoch_NNN.weights.h5``: per-epoch weights where asked (``save_every_epoch``);
+- ``weights/epoch_NNN.keras``: per-epoch `.keras` snapshots of the model where asked
+  (``save_every_epoch``); run folders written before them hold ``epoch_NNN.weights.h5``;
 - ``tensorboard/``: TensorBoard logs where asked.
 
 `RunFolder` is the one place that spells these names: readers (plots, reports, analysis,
@@ -170,9 +171,28 @@ class RunFolder:
         )
         self.write_config(config)
 
+    def snapshot_path(self, epoch: int) -> Path:
+        """The `.keras` snapshot of the model after 1-based ``epoch`` (0: the initial model)."""
+        return self.path / "weights" / f"epoch_{epoch:03d}.keras"
+
     def weights_path(self, epoch: int) -> Path:
-        """The per-epoch weights file of 1-based ``epoch`` (0: the initial weights)."""
+        """The weights of ``epoch`` in a run folder written before `.keras` snapshots."""
         return self.path / "weights" / f"epoch_{epoch:03d}.weights.h5"
+
+    def save_snapshot(self, model: keras.Model, epoch: int) -> Path:
+        """Write ``model`` to `snapshot_path` of ``epoch``, atomically; return the path."""
+        path = self.snapshot_path(epoch)
+        path.parent.mkdir(exist_ok=True)
+        # Written aside and then renamed, so that an interrupted save leaves no truncated
+        # snapshot (Keras insists on the .keras suffix).
+        temporary = path.with_name(f"{path.stem}.tmp.keras")
+        model.save(temporary)
+        os.replace(temporary, path)
+        return path
+
+    def snapshot_callback(self) -> keras.callbacks.Callback:
+        """The callback that saves a `.keras` snapshot after every epoch."""
+        return Snapshots(self)
 
     def log_callback(self) -> RunLog:
         """The callback that keeps ``log.csv`` up to date."""
@@ -222,6 +242,21 @@ class RunLog(keras.callbacks.Callback):
         self.rows = [r for r in self.rows if int(r["epoch"]) <= epoch]
         self.rows.append({"epoch": epoch + 1, **(logs or {})})
         _write_atomic(self.path, format_log(self.rows))
+
+
+class Snapshots(keras.callbacks.Callback):
+    """Saves the model to `RunFolder.snapshot_path` after every epoch (counted from 1).
+
+    Args:
+        folder: the run folder.
+    """
+
+    def __init__(self, folder: RunFolder):
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.folder.save_snapshot(self.model, epoch + 1)
 
 
 def format_log(rows: Sequence[Mapping[str, Any]]) -> str:

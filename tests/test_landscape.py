@@ -117,3 +117,37 @@ def test_run_folder_epoch_and_command_line(tmp_path):
     target = [str(run), "--epoch", "1", "--target", str(run), "--target_epoch", "0"]
     assert main([*target, "--x=0:1:2", "--num_train", "200", "--out", str(out)]) == 0
     assert Landscape.load(out).loss.shape == (2,)
+
+
+def test_snapshots_are_keras_models_with_their_weight_decay(tmp_path):
+    keras.utils.set_random_seed(0)
+    dataset = data.load_dataset("mnist_sample", num_train=100, num_test=20)
+    run = tmp_path / "run"
+    trained = models.get_model("mnist_cnn", weight_decay=5e-4)
+    config = {"args": {"model": "mnist_cnn", "mini_batch_size": 10, "weight_decay": 5e-4}}
+    train(trained, dataset, schedules.constant(2, 50, 0.01), get_optimizer("sgd", 0.01), run,
+          verbose=0, save_every_epoch=True, config=config)  # fmt: skip
+    kept = sorted(p.name for p in (run / "weights").iterdir())
+    assert kept == ["epoch_000.keras", "epoch_001.keras", "epoch_002.keras"]
+    loaded = load_solution(run, 2)
+    assert len(loaded.losses) == len(trained.losses) == 6
+    np.testing.assert_allclose(
+        [keras.ops.convert_to_numpy(loss) for loss in loaded.losses],
+        [keras.ops.convert_to_numpy(loss) for loss in trained.losses],
+    )
+    # Options rebuild the model from config.json and load the snapshot's weights into it.
+    rebuilt = load_solution(run, 2, bn_momentum=0.5)
+    assert rebuilt.get_layer("ghost_bn").momentum == 0.5
+    assert len(rebuilt.losses) == 6
+    for ours, theirs in zip(rebuilt.get_weights(), trained.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    # A run folder written before snapshots (weights only) is rebuilt the old way.
+    (run / "weights" / "epoch_002.keras").unlink()
+    trained.save_weights(run / "weights" / "epoch_002.weights.h5")
+    legacy = load_solution(run, 2)
+    assert len(legacy.losses) == 6
+    for ours, theirs in zip(legacy.get_weights(), trained.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    assert legacy.evaluate(dataset.x_test, dataset.y_test, verbose=0) == pytest.approx(
+        loaded.evaluate(dataset.x_test, dataset.y_test, verbose=0), rel=1e-6
+    )

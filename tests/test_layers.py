@@ -142,3 +142,112 @@ def test_save_and_load(tmp_path):
 def test_rejects_bad_virtual_batch_size(bad):
     with pytest.raises(ValueError, match="virtual_batch_size"):
         GhostBatchNormalization(bad)
+
+
+def test_is_a_keras_batch_normalization_with_its_config():
+    layer = GhostBatchNormalization(
+        4,
+        momentum=0.8,
+        axis=1,
+        batch_stats_in_inference=True,
+        gamma_regularizer=keras.regularizers.L2(0.1),
+        beta_constraint=keras.constraints.NonNeg(),
+    )
+    assert isinstance(layer, keras.layers.BatchNormalization)
+    copy = GhostBatchNormalization.from_config(layer.get_config())
+    assert copy.get_config() == layer.get_config()
+    assert (copy.virtual_batch_size, copy.axis, copy.batch_stats_in_inference) == (4, 1, True)
+    with pytest.raises(ValueError, match="renorm"):
+        GhostBatchNormalization(4, renorm=True)
+
+
+def test_regularizers_and_constraints_reach_the_weights():
+    layer = GhostBatchNormalization(
+        4, gamma_regularizer=keras.regularizers.L2(0.1), beta_constraint=keras.constraints.NonNeg()
+    )
+    layer.build((None, 3))
+    layer.gamma.assign([1.0, 2.0, 3.0])
+    assert len(layer.losses) == 1
+    np.testing.assert_allclose(numpy(layer.losses[0]), 0.1 * 14.0, rtol=1e-6)
+    assert layer.beta.constraint is not None and layer.gamma.constraint is None
+    model = keras.Sequential([keras.Input((3,)), layer])
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    x = np.random.default_rng(7).normal(0, 1, (8, 3)).astype("float32")
+    model.fit(x, x + 10.0, batch_size=8, verbose=0)  # pulls beta up, gamma is unconstrained
+    model.fit(x, x - 10.0, batch_size=8, verbose=0)  # would push beta below 0
+    assert np.all(numpy(layer.beta) >= 0.0)
+
+
+def test_frozen_layer_runs_in_inference_mode_and_keeps_its_statistics():
+    rng = np.random.default_rng(8)
+    layer = GhostBatchNormalization(4, momentum=MOMENTUM, epsilon=EPSILON)
+    layer(rng.normal(3, 2, (8, 3)).astype("float32"), training=True)
+    mean, variance = numpy(layer.moving_mean), numpy(layer.moving_variance)
+    layer.trainable = False
+    x = rng.normal(-1, 4, (8, 3)).astype("float32")
+    expected = (x - mean) / np.sqrt(variance + EPSILON)
+    np.testing.assert_allclose(numpy(layer(x, training=True)), expected, rtol=1e-5, atol=1e-5)
+    model = keras.Sequential([keras.Input((3,)), layer, keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, x[:, :2], batch_size=4, epochs=2, verbose=0)
+    np.testing.assert_array_equal(numpy(layer.moving_mean), mean)
+    np.testing.assert_array_equal(numpy(layer.moving_variance), variance)
+    assert layer.trainable_weights == []
+
+
+def test_masked_examples_count_in_no_statistic():
+    """Padding a batch with masked-out examples changes nothing for the real ones."""
+    rng = np.random.default_rng(9)
+    real = rng.normal(2, 3, (20, 4, 4, 3)).astype("float32")
+    unpadded = GhostBatchNormalization(8, momentum=MOMENTUM, epsilon=EPSILON)
+    expected = numpy(unpadded(real, training=True))
+    # 24 fills the partial third ghost batch; 32 adds a ghost batch of padding only.
+    for total in (24, 32):
+        padding = rng.normal(50, 100, (total - 20, 4, 4, 3)).astype("float32")
+        mask = np.arange(total) < 20
+        padded = GhostBatchNormalization(8, momentum=MOMENTUM, epsilon=EPSILON)
+        out = numpy(padded(np.concatenate([real, padding]), training=True, mask=mask))
+        np.testing.assert_allclose(out[:20], expected, rtol=1e-5, atol=1e-5, err_msg=f"{total}")
+        for ours, theirs in zip(padded.non_trainable_variables, unpadded.non_trainable_variables):
+            np.testing.assert_allclose(numpy(ours), numpy(theirs), rtol=1e-6, err_msg=f"{total}")
+    before = [numpy(v) for v in padded.non_trainable_variables]
+    padded(padding, training=True, mask=np.zeros(len(padding), bool))  # all padding
+    for ours, old in zip(padded.non_trainable_variables, before):
+        np.testing.assert_array_equal(numpy(ours), old)
+
+
+def test_sequence_mask_matches_keras_batch_normalization():
+    rng = np.random.default_rng(10)
+    x = rng.normal(1, 2, (6, 5, 3)).astype("float32")
+    mask = rng.uniform(size=(6, 5)) < 0.7
+    ours = GhostBatchNormalization(None, momentum=MOMENTUM, epsilon=EPSILON)
+    plain = keras.layers.BatchNormalization(momentum=MOMENTUM, epsilon=EPSILON)
+    np.testing.assert_allclose(
+        numpy(ours(x, training=True, mask=mask)),
+        numpy(plain(x, training=True, mask=mask)),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    for a, b in zip(ours.non_trainable_variables, plain.non_trainable_variables):
+        np.testing.assert_allclose(numpy(a), numpy(b), rtol=1e-5)
+    with pytest.raises(ValueError, match="mask"):
+        ours(x, training=True, mask=np.ones((6, 5, 3), bool))
+
+
+def test_channels_first_axis_matches_channels_last():
+    x = np.random.default_rng(11).normal(2, 3, (20, 3, 4, 4)).astype("float32")
+    last = GhostBatchNormalization(8, momentum=MOMENTUM, epsilon=EPSILON)
+    first = GhostBatchNormalization(8, momentum=MOMENTUM, epsilon=EPSILON, axis=1)
+    channels_last = np.transpose(x, (0, 2, 3, 1))
+    for training in (True, False):
+        np.testing.assert_allclose(
+            numpy(first(x, training=training)),
+            np.transpose(numpy(last(channels_last, training=training)), (0, 3, 1, 2)),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+    assert first.moving_mean.shape == (3,)
+    for a, b in zip(first.non_trainable_variables, last.non_trainable_variables):
+        np.testing.assert_allclose(numpy(a), numpy(b), rtol=1e-6)
+    with pytest.raises(ValueError, match="axis"):
+        GhostBatchNormalization(8, axis=0)(x)

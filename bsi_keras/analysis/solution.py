@@ -4,7 +4,7 @@ The analysis tools (sharpness, interpolation, landscapes) all ask one question: 
 model's loss and accuracy on a dataset when its weights are set to some values? `evaluate`
 answers it without touching the model's variables (through
 `bsi_keras.train_step.autodiff.stateless_loss`), in big batches, on any backend.
-`load_solution` rebuilds the model of a run folder and loads the weights of one epoch.
+`load_solution` reads back the `.keras` snapshot of one epoch of a run folder.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import keras
 import numpy as np
 
-from bsi_keras.models import apply_weight_decay, get_model
+from bsi_keras.models import get_model
 from bsi_keras.run_folder import RunFolder, RunFolderError
 from bsi_keras.train_step.autodiff import stateless_loss
 
@@ -31,14 +31,18 @@ class Evaluation(NamedTuple):
 
 
 def load_solution(run_folder: str | os.PathLike, epoch: int, **model_options: Any) -> keras.Model:
-    """Rebuild a run's model from its ``config.json`` and load the weights of ``epoch``.
+    """The model of a run folder as it was after ``epoch``, compiled for evaluation.
 
-    The run must have kept per-epoch weights (``train(..., save_every_epoch=True)``, CLI
-    ``--saveState``). The model is named by ``config["args"]["model"]`` (the CLI records
-    it) or else ``config["model"]["name"]``; its virtual batch size is ``args``'s
-    ``mini_batch_size`` (0: the whole batch) and its weight decay ``args``'s
-    ``weight_decay``, so that the loss is the training loss. It is compiled with the
-    sparse categorical cross-entropy and accuracy, as `bsi_keras.experiment.train` does.
+    The run must have kept per-epoch snapshots (``train(..., save_every_epoch=True)``, CLI
+    ``--saveState``): the snapshot ``weights/epoch_NNN.keras`` is read with
+    `keras.saving.load_model`, so the model has its weight decay and the loss is the
+    training loss. With ``model_options``, the model is instead rebuilt from ``config.json``
+    with those options and the snapshot's weights: named by ``config["args"]["model"]`` (the
+    CLI records it) or else ``config["model"]["name"]``, with ``args``'s ``mini_batch_size``
+    as virtual batch size (0: the whole batch) and its ``weight_decay``. A run folder
+    written before snapshots existed (``weights/epoch_NNN.weights.h5``) is always rebuilt
+    that way. The model is compiled with the sparse categorical cross-entropy and accuracy,
+    as `bsi_keras.experiment.train` does.
 
     Args:
         run_folder: the run folder.
@@ -58,28 +62,37 @@ def load_solution(run_folder: str | os.PathLike, epoch: int, **model_options: An
     """
     folder = RunFolder(run_folder)
     config = folder.read_config()
-    path = folder.weights_path(epoch)
-    if not path.is_file():
-        kept = sorted(p.name for p in path.parent.glob("epoch_*.weights.h5"))
-        raise RunFolderError(
-            f"{path} does not exist (kept: {', '.join(kept) or 'none'}); train with "
-            "--saveState / save_every_epoch=True to keep the weights of every epoch"
-        )
+    snapshot, legacy = folder.snapshot_path(epoch), folder.weights_path(epoch)
+    if snapshot.is_file() and not model_options:
+        model = keras.saving.load_model(snapshot, compile=False)
+    else:
+        path = snapshot if snapshot.is_file() else legacy
+        if not path.is_file():
+            kept = sorted(p.name for p in snapshot.parent.glob("epoch_*"))
+            raise RunFolderError(
+                f"{snapshot} does not exist (kept: {', '.join(kept) or 'none'}); train with "
+                "--saveState / save_every_epoch=True to keep the model of every epoch"
+            )
+        model = _rebuild(config, model_options)
+        # Loaded before compiling: the file's optimizer variables then have no optimizer to
+        # fill and are skipped silently.
+        model.load_weights(str(path))
+    model.compile(loss=LOSS, metrics=["accuracy"])
+    return model
+
+
+def _rebuild(config: dict[str, Any], model_options: dict[str, Any]) -> keras.Model:
+    """A new model as the run's ``config.json`` describes it, ``model_options`` overriding."""
     args = config.get("args", {})
     dataset = config.get("dataset", {})
     options = {
         "input_shape": tuple(dataset["input_shape"]),
         "num_classes": dataset["num_classes"],
         "virtual_batch_size": args.get("mini_batch_size") or None,
+        "weight_decay": args.get("weight_decay", 0.0),
         **model_options,
     }
-    model = get_model(args.get("model", config.get("model", {}).get("name")), **options)
-    apply_weight_decay(model, args.get("weight_decay", 0.0))
-    # Loaded before compiling: the file's optimizer variables then have no optimizer to
-    # fill and are skipped silently.
-    model.load_weights(str(path))
-    model.compile(loss=LOSS, metrics=["accuracy"])
-    return model
+    return get_model(args.get("model", config.get("model", {}).get("name")), **options)
 
 
 def weight_values(model: keras.Model) -> tuple[list[np.ndarray], list[np.ndarray]]:

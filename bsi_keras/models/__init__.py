@@ -1,7 +1,9 @@
 """Models by name: each a function returning an uncompiled `keras.Model`.
 
-Every model normalizes with `bsi_keras.layers.GhostBatchNormalization` and takes the virtual
-batch size as ``virtual_batch_size`` (the command line's ``--mini_batch_size``). Besides the
+Every model normalizes with `bsi_keras.layers.GhostBatchNormalization`, takes the virtual
+batch size as ``virtual_batch_size`` (the command line's ``--mini_batch_size``) and the
+PyTorch-style weight decay of every trainable weight as ``weight_decay`` (through the layers'
+regularizers, see `bsi_keras.models.weight_decay`). Besides the
 registered names, `get_model` builds any wide ResNet named ``wrn_<depth>_<width>``, with
 ``_preact`` or ``_postact`` appended to choose the block style (see `wide_resnet`).
 
@@ -53,38 +55,14 @@ def is_model_name(name: str) -> bool:
 
 
 def register_model(name: str, builder: ModelBuilder) -> None:
-    """Add ``builder`` to the registry under ``name`` (for user models)."""
+    """Add ``builder`` to the registry under ``name`` (for user models).
+
+    The command line calls it with ``input_shape``, ``num_classes``, ``virtual_batch_size``
+    and ``weight_decay``, as the built-in builders take them.
+    """
     if name in _REGISTRY:
         raise ValueError(f"a model named {name!r} is already registered")
     _REGISTRY[name] = builder
-
-
-def apply_weight_decay(model: keras.Model, weight_decay: float) -> keras.Model:
-    """Add L2 weight decay on every trainable weight, as PyTorch's ``SGD(weight_decay=)``.
-
-    PyTorch adds ``weight_decay * w`` to each gradient; the same gradient comes from the
-    loss term ``weight_decay / 2 * |w|^2``, which this attaches to each trainable variable
-    (biases and batch-norm parameters included, as in the reference code).
-
-    Args:
-        model: a built model.
-        weight_decay: the coefficient (0 removes nothing and adds nothing).
-
-    Returns:
-        The same model.
-
-    Example:
-
-    >>> m = apply_weight_decay(get_model("mnist_cnn"), 5e-4)
-    >>> all(v.regularizer is not None for v in m.trainable_variables)
-    True
-    """
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    if weight_decay > 0:
-        for variable in model.trainable_variables:
-            variable.regularizer = keras.regularizers.L2(weight_decay / 2)
-    return model
 
 
 def get_model(name: str, **options: Any) -> keras.Model:
@@ -94,10 +72,16 @@ def get_model(name: str, **options: Any) -> keras.Model:
         name: a name from `available_models`, or ``wrn_<depth>_<width>`` with an optional
             ``_preact`` / ``_postact`` suffix.
         **options: passed to the builder (``input_shape``, ``num_classes``,
-            ``virtual_batch_size``, and the model's own options).
+            ``virtual_batch_size``, ``weight_decay``, and the model's own options).
 
     Returns:
         A new, uncompiled `keras.Model`.
+
+    Example:
+
+    >>> m = get_model("mnist_cnn", weight_decay=5e-4)
+    >>> all(v.regularizer is not None for v in m.trainable_variables)
+    True
     """
     if name in _REGISTRY:
         return _REGISTRY[name](**options)

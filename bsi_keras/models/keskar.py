@@ -13,9 +13,12 @@ normalization with moving statistics.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from bsi_keras.layers import GhostBatchNormalization
+from bsi_keras.models.weight_decay import weight_decay_regularizer
 
 
 def _normalized_relu(
@@ -23,6 +26,7 @@ def _normalized_relu(
     virtual_batch_size: int | None,
     momentum: float,
     batch_stats: bool,
+    decay: keras.regularizers.Regularizer | None,
     epsilon: float = 1e-3,
 ) -> list[keras.layers.Layer]:
     """BN then ReLU, the block that follows every conv and hidden dense layer."""
@@ -32,10 +36,17 @@ def _normalized_relu(
             momentum=momentum,
             epsilon=epsilon,
             batch_stats_in_inference=batch_stats,
+            beta_regularizer=decay,
+            gamma_regularizer=decay,
             name=f"{name}_bn",
         ),
         keras.layers.ReLU(name=f"{name}_relu"),
     ]
+
+
+def _decayed(decay: keras.regularizers.Regularizer | None) -> dict[str, Any]:
+    """The regularizer arguments of a dense or convolution layer."""
+    return {"kernel_regularizer": decay, "bias_regularizer": decay}
 
 
 def c1(
@@ -44,6 +55,7 @@ def c1(
     virtual_batch_size: int | None = None,
     batch_stats_in_inference: bool = False,
     bn_momentum: float = 0.9,
+    weight_decay: float = 0.0,
 ) -> keras.Model:
     """C1, the reference's ``shallownet`` (C3 is the same net on CIFAR-100).
 
@@ -58,6 +70,8 @@ def c1(
             as the reference's ``BatchNormalization(mode=2)``.
         bn_momentum: momentum of the moving statistics (0.9, as `mnist_cnn` argues, so
             that the few hundred updates of a large-batch run leave them on the data).
+        weight_decay: PyTorch-style weight decay of every trainable weight (see
+            `bsi_keras.models.weight_decay`).
 
     Returns:
         An uncompiled model whose output is class probabilities.
@@ -67,25 +81,28 @@ def c1(
     >>> c1().count_params()
     1759242
     """
+    decay = weight_decay_regularizer(weight_decay)
     layers: list[keras.layers.Layer] = [keras.Input(input_shape)]
     for i in (1, 2):
         layers += [
-            keras.layers.Conv2D(64, 5, padding="same", name=f"conv{i}"),
+            keras.layers.Conv2D(64, 5, padding="same", name=f"conv{i}", **_decayed(decay)),
             *_normalized_relu(
-                f"conv{i}", virtual_batch_size, bn_momentum, batch_stats_in_inference
+                f"conv{i}", virtual_batch_size, bn_momentum, batch_stats_in_inference, decay
             ),
             keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{i}"),
         ]
     layers.append(keras.layers.Flatten(name="flatten"))
     for i, units in enumerate((384, 192), start=1):
         layers += [
-            keras.layers.Dense(units, name=f"dense{i}"),
+            keras.layers.Dense(units, name=f"dense{i}", **_decayed(decay)),
             *_normalized_relu(
-                f"dense{i}", virtual_batch_size, bn_momentum, batch_stats_in_inference
+                f"dense{i}", virtual_batch_size, bn_momentum, batch_stats_in_inference, decay
             ),
             keras.layers.Dropout(0.5, name=f"dense{i}_dropout"),
         ]
-    layers.append(keras.layers.Dense(num_classes, activation="softmax", name="classifier"))
+    layers.append(
+        keras.layers.Dense(num_classes, activation="softmax", name="classifier", **_decayed(decay))
+    )
     return keras.Sequential(layers, name="c1")
 
 
@@ -106,6 +123,7 @@ def c2(
     virtual_batch_size: int | None = None,
     batch_stats_in_inference: bool = False,
     bn_momentum: float = 0.9,
+    weight_decay: float = 0.0,
 ) -> keras.Model:
     """C2, the reference's VGG-like ``deepnet`` (C4 is the same net on CIFAR-100).
 
@@ -121,6 +139,8 @@ def c2(
         batch_stats_in_inference: normalize with the batch's statistics at test time too,
             as the reference's ``BatchNormalization(mode=2)``.
         bn_momentum: momentum of the moving statistics (see `c1`).
+        weight_decay: PyTorch-style weight decay of every trainable weight (see
+            `bsi_keras.models.weight_decay`).
 
     Returns:
         An uncompiled model whose output is class probabilities.
@@ -130,6 +150,7 @@ def c2(
     >>> c2().count_params()
     15001418
     """
+    decay = weight_decay_regularizer(weight_decay)
     layers: list[keras.layers.Layer] = [keras.Input(input_shape)]
     index = 0
     for block, convs in enumerate(_C2_BLOCKS, start=1):
@@ -137,8 +158,10 @@ def c2(
             index += 1
             name = f"conv{index}"
             layers += [
-                keras.layers.Conv2D(filters, 3, padding="same", name=name),
-                *_normalized_relu(name, virtual_batch_size, bn_momentum, batch_stats_in_inference),
+                keras.layers.Conv2D(filters, 3, padding="same", name=name, **_decayed(decay)),
+                *_normalized_relu(
+                    name, virtual_batch_size, bn_momentum, batch_stats_in_inference, decay
+                ),
             ]
             if dropout is not None:
                 layers.append(keras.layers.Dropout(dropout, name=f"{name}_dropout"))
@@ -146,10 +169,12 @@ def c2(
     layers += [
         keras.layers.Flatten(name="flatten"),
         keras.layers.Dropout(0.5, name="flatten_dropout"),
-        keras.layers.Dense(512, name="dense1"),
-        *_normalized_relu("dense1", virtual_batch_size, bn_momentum, batch_stats_in_inference),
+        keras.layers.Dense(512, name="dense1", **_decayed(decay)),
+        *_normalized_relu(
+            "dense1", virtual_batch_size, bn_momentum, batch_stats_in_inference, decay
+        ),
         keras.layers.Dropout(0.5, name="dense1_dropout"),
-        keras.layers.Dense(num_classes, activation="softmax", name="classifier"),
+        keras.layers.Dense(num_classes, activation="softmax", name="classifier", **_decayed(decay)),
     ]
     return keras.Sequential(layers, name="c2")
 
@@ -163,6 +188,7 @@ def f1(
     hidden_layers: int = 5,
     units: int = 512,
     bn_epsilon: float = 1e-3,
+    weight_decay: float = 0.0,
 ) -> keras.Model:
     """F1, the paper's fully connected MNIST network.
 
@@ -187,6 +213,8 @@ def f1(
         units: width of every hidden layer (512 in the paper).
         bn_epsilon: epsilon of the normalizations (Keras's 1e-3; bigBatch's ``mnist_f1``
             preset uses PyTorch's 1e-5).
+        weight_decay: PyTorch-style weight decay of every trainable weight (see
+            `bsi_keras.models.weight_decay`).
 
     Returns:
         An uncompiled model whose output is class probabilities.
@@ -196,16 +224,24 @@ def f1(
     >>> f1().count_params()
     1467914
     """
+    decay = weight_decay_regularizer(weight_decay)
     layers: list[keras.layers.Layer] = [
         keras.Input(input_shape),
         keras.layers.Flatten(name="flatten"),
     ]
     for i in range(1, hidden_layers + 1):
         layers += [
-            keras.layers.Dense(units, name=f"dense{i}"),
+            keras.layers.Dense(units, name=f"dense{i}", **_decayed(decay)),
             *_normalized_relu(
-                f"dense{i}", virtual_batch_size, bn_momentum, batch_stats_in_inference, bn_epsilon
+                f"dense{i}",
+                virtual_batch_size,
+                bn_momentum,
+                batch_stats_in_inference,
+                decay,
+                bn_epsilon,
             ),
         ]
-    layers.append(keras.layers.Dense(num_classes, activation="softmax", name="classifier"))
+    layers.append(
+        keras.layers.Dense(num_classes, activation="softmax", name="classifier", **_decayed(decay))
+    )
     return keras.Sequential(layers, name="f1")

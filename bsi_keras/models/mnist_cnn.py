@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from bsi_keras.layers import GhostBatchNormalization
+from bsi_keras.models.weight_decay import weight_decay_regularizer
 
 
 def mnist_cnn(
@@ -13,6 +14,7 @@ def mnist_cnn(
     virtual_batch_size: int | None = 10,
     filters: int = 8,
     bn_momentum: float = 0.9,
+    weight_decay: float = 0.0,
 ) -> keras.Model:
     """Ghost BN, Conv2D 3x3 (no activation), MaxPooling 2, Flatten, Dense softmax.
 
@@ -29,6 +31,8 @@ def mnist_cnn(
             few hundred updates of a large-batch schedule (0.99 ** 100 = 0.37 of the initial
             value remains after 100 updates), which would penalize exactly the schedules
             under study.
+        weight_decay: PyTorch-style weight decay of every trainable weight (see
+            `bsi_keras.models.weight_decay`).
 
     Returns:
         An uncompiled model whose output is class probabilities.
@@ -38,14 +42,29 @@ def mnist_cnn(
     >>> mnist_cnn().count_params()
     13614
     """
+    decay = weight_decay_regularizer(weight_decay)
     return keras.Sequential(
         [
             keras.Input(input_shape),
-            GhostBatchNormalization(virtual_batch_size, momentum=bn_momentum, name="ghost_bn"),
-            keras.layers.Conv2D(filters, 3, name="conv"),
+            GhostBatchNormalization(
+                virtual_batch_size,
+                momentum=bn_momentum,
+                beta_regularizer=decay,
+                gamma_regularizer=decay,
+                name="ghost_bn",
+            ),
+            keras.layers.Conv2D(
+                filters, 3, kernel_regularizer=decay, bias_regularizer=decay, name="conv"
+            ),
             keras.layers.MaxPooling2D(2, name="pool"),
             keras.layers.Flatten(name="flatten"),
-            keras.layers.Dense(num_classes, activation="softmax", name="classifier"),
+            keras.layers.Dense(
+                num_classes,
+                activation="softmax",
+                kernel_regularizer=decay,
+                bias_regularizer=decay,
+                name="classifier",
+            ),
         ],
         name="mnist_cnn",
     )

@@ -1,9 +1,9 @@
 """MobileNetV2 from `keras.applications` with ghost batch norm, adapted to CIFAR images.
 
 The application's network is cloned layer by layer (`keras.models.clone_model`): every
-`keras.layers.BatchNormalization` becomes a `GhostBatchNormalization` with the same epsilon,
-center/scale and initializers, and every layer keeps its weights (the ImageNet weights when
-asked for, the fresh initialization otherwise).
+`keras.layers.BatchNormalization` becomes a `GhostBatchNormalization` with the same config,
+weight decay enters every layer's regularizers, and every layer keeps its weights (the
+ImageNet weights when asked for, the fresh initialization otherwise).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import keras
 
 from bsi_keras.layers import GhostBatchNormalization
+from bsi_keras.models.weight_decay import weight_decay_regularizer
 
 # The usual CIFAR adaptation (e.g. kuangliu/pytorch-cifar): stride 1 in the stem and in
 # block 1, so a 32x32 image ends in a 4x4 map instead of 1x1. Kernel shapes do not change,
@@ -23,7 +24,6 @@ CIFAR_STRIDES: dict[str, dict[str, Any]] = {
     "block_1_pad": {"padding": ((1, 1), (1, 1))},  # with the stride-1 "valid" conv below
     "block_1_depthwise": {"strides": (1, 1)},
 }
-_UNSUPPORTED_BN = ("beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint")
 
 
 def mobilenet_v2(
@@ -34,6 +34,7 @@ def mobilenet_v2(
     alpha: float = 1.0,
     cifar_strides: bool = True,
     bn_momentum: float | None = 0.9,
+    weight_decay: float = 0.0,
 ) -> keras.Model:
     """`keras.applications.MobileNetV2` with ghost batch norm and a ``num_classes`` head.
 
@@ -50,6 +51,8 @@ def mobilenet_v2(
             the reference MobileNetV2 study trains with (the application's 0.999 suits
             ImageNet's long epochs, not a schedule of a few hundred large-batch updates);
             None keeps the application's.
+        weight_decay: PyTorch-style weight decay of every trainable weight (see
+            `bsi_keras.models.weight_decay`).
 
     Returns:
         An uncompiled model whose output is class probabilities.
@@ -64,10 +67,15 @@ def mobilenet_v2(
         input_shape=input_shape, alpha=alpha, include_top=False, weights=weights, pooling="avg"
     )
     changes = CIFAR_STRIDES if cifar_strides else {}
-    features = with_ghost_batch_norm(base, virtual_batch_size, bn_momentum, changes)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(
-        features.output
-    )
+    features = with_ghost_batch_norm(base, virtual_batch_size, bn_momentum, changes, weight_decay)
+    decay = weight_decay_regularizer(weight_decay)
+    outputs = keras.layers.Dense(
+        num_classes,
+        activation="softmax",
+        kernel_regularizer=decay,
+        bias_regularizer=decay,
+        name="predictions",
+    )(features.output)
     return keras.Model(features.input, outputs, name="mobilenet_v2")
 
 
@@ -76,14 +84,17 @@ def with_ghost_batch_norm(
     virtual_batch_size: int | None,
     momentum: float | None = None,
     config_changes: Mapping[str, Mapping[str, Any]] | None = None,
+    weight_decay: float = 0.0,
 ) -> keras.Model:
     """A copy of a functional model whose batch normalizations are ghost batch norms.
 
     Args:
-        model: a functional model (channels last).
+        model: a functional model.
         virtual_batch_size: ghost batch size of the new normalizations.
         momentum: momentum of the new normalizations (None: each keeps its own).
         config_changes: per layer name, config entries to override in the copy.
+        weight_decay: PyTorch-style weight decay, put in every weight regularizer of every
+            layer of the copy (`bsi_keras.models.weight_decay`); 0 keeps the layers' own.
 
     Returns:
         The new model, with the weights of ``model``.
@@ -100,9 +111,16 @@ def with_ghost_batch_norm(
     unknown = set(changes) - {layer.name for layer in model.layers}
     if unknown:
         raise ValueError(f"config_changes names layers the model lacks: {sorted(unknown)}")
+    decay = weight_decay_regularizer(weight_decay)
 
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
         config = {**layer.get_config(), **changes.get(layer.name, {})}
+        if decay is not None:
+            # Every weight's regularizer (kernel, depthwise, bias, beta, gamma, ...); the
+            # activity regularizer penalizes outputs, not weights.
+            for key in config:
+                if key.endswith("_regularizer") and key != "activity_regularizer":
+                    config[key] = decay
         if isinstance(layer, keras.layers.BatchNormalization):
             return _ghost_batch_norm(config, virtual_batch_size, momentum)
         return layer.__class__.from_config(config)
@@ -117,26 +135,8 @@ def with_ghost_batch_norm(
 def _ghost_batch_norm(
     config: dict[str, Any], virtual_batch_size: int | None, momentum: float | None
 ) -> GhostBatchNormalization:
-    """A ghost batch norm from a `BatchNormalization` config (same weight order)."""
-    if config["axis"] != -1:
-        raise ValueError(
-            f"{config['name']}: only channels-last batch norm (axis -1) can become ghost batch "
-            f"norm, got axis {config['axis']}"
-        )
-    kept = [key for key in _UNSUPPORTED_BN if config.get(key) is not None]
-    if kept:
-        raise ValueError(f"{config['name']}: ghost batch norm cannot carry over {kept}")
-    return GhostBatchNormalization(
-        virtual_batch_size,
-        momentum=config["momentum"] if momentum is None else momentum,
-        epsilon=config["epsilon"],
-        center=config["center"],
-        scale=config["scale"],
-        beta_initializer=config["beta_initializer"],
-        gamma_initializer=config["gamma_initializer"],
-        moving_mean_initializer=config["moving_mean_initializer"],
-        moving_variance_initializer=config["moving_variance_initializer"],
-        name=config["name"],
-        dtype=config["dtype"],
-        trainable=config["trainable"],
-    )
+    """A ghost batch norm from a `BatchNormalization` config (same weights, same order)."""
+    config = {**config, "virtual_batch_size": virtual_batch_size}
+    if momentum is not None:
+        config["momentum"] = momentum
+    return GhostBatchNormalization.from_config(config)

@@ -27,7 +27,8 @@ def resnet44(
         input_shape: image shape, channels last.
         num_classes: number of output classes.
         virtual_batch_size: ghost batch size of every normalization (None: whole batch).
-        **options: further `wide_resnet` options (``dropout``, ``bn_momentum``, ...).
+        **options: further `wide_resnet` options (``dropout``, ``bn_momentum``,
+            ``weight_decay``, ...).
 
     Returns:
         An uncompiled model whose output is class probabilities.

@@ -27,6 +27,7 @@ from typing import Any
 import keras
 
 from bsi_keras.layers import GhostBatchNormalization
+from bsi_keras.models.weight_decay import weight_decay_regularizer
 
 STYLES = ("postact", "preact")
 _NAME = re.compile(r"wrn_(\d+)_(\d+)(?:_(postact|preact))?")
@@ -45,6 +46,7 @@ def wide_resnet(
     dropout: float = 0.0,
     bn_momentum: float = 0.9,
     bn_epsilon: float = 1e-5,
+    weight_decay: float = 0.0,
     name: str | None = None,
 ) -> keras.Model:
     """WRN-``depth``-``width``: three stages of basic residual blocks, ghost batch norm.
@@ -52,8 +54,7 @@ def wide_resnet(
     Each stage has ``(depth - 2) // 6`` blocks, which reads both depth conventions: He et
     al.'s ``6n + 2`` (ResNet-44: 7 blocks) and Zagoruyko & Komodakis's ``6n + 4`` (WRN-16-4:
     2 blocks, as the reference code's ``int((16 - 2) / 6)`` gives). Convolutions have no
-    bias and He-normal weights; weight decay is added by
-    `bsi_keras.models.apply_weight_decay`.
+    bias and He-normal weights.
 
     Args:
         depth: network depth, ``6n + 2`` or ``6n + 4`` with ``n >= 1``.
@@ -66,6 +67,8 @@ def wide_resnet(
         dropout: dropout rate between the two convolutions of each block (0: none).
         bn_momentum: momentum of the moving statistics (PyTorch's default).
         bn_epsilon: epsilon of the normalizations (PyTorch's default).
+        weight_decay: PyTorch-style weight decay of every trainable weight (see
+            `bsi_keras.models.weight_decay`).
         name: the model's name (default ``wrn_<depth>_<width>``, ``_preact`` appended for
             that style).
 
@@ -90,22 +93,35 @@ def wide_resnet(
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     preact = style == "preact"
+    decay = weight_decay_regularizer(weight_decay)
     norm = functools.partial(
-        GhostBatchNormalization, virtual_batch_size, momentum=bn_momentum, epsilon=bn_epsilon
+        GhostBatchNormalization,
+        virtual_batch_size,
+        momentum=bn_momentum,
+        epsilon=bn_epsilon,
+        beta_regularizer=decay,
+        gamma_regularizer=decay,
     )
+    conv = functools.partial(_conv, decay=decay)
     inputs = keras.Input(input_shape)
-    x = _conv(inputs, 16 if preact else 16 * width, 3, 1, "stem_conv")
+    x = conv(inputs, 16 if preact else 16 * width, 3, 1, "stem_conv")
     if not preact:  # a pre-activation block normalizes its input itself
         x = _relu(norm(name="stem_bn")(x))
     for stage, filters in enumerate((16 * width, 32 * width, 64 * width), start=1):
         for block in range(1, blocks + 1):
             stride = 2 if stage > 1 and block == 1 else 1
             prefix = f"stage{stage}_block{block}"
-            x = _block(x, filters, stride, preact, dropout, norm, prefix)
+            x = _block(x, filters, stride, preact, dropout, norm, conv, prefix)
     if preact:
         x = _relu(norm(name="final_bn")(x))
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="classifier")(x)
+    outputs = keras.layers.Dense(
+        num_classes,
+        activation="softmax",
+        kernel_regularizer=decay,
+        bias_regularizer=decay,
+        name="classifier",
+    )(x)
     default_name = f"wrn_{depth}_{width}" + ("_preact" if preact else "")
     return keras.Model(inputs, outputs, name=name or default_name)
 
@@ -148,18 +164,19 @@ def _block(
     preact: bool,
     dropout: float,
     norm: Callable[..., keras.layers.Layer],
+    conv: Callable[..., Any],
     prefix: str,
 ) -> Any:
     """One basic residual block, pre- or post-activation."""
     entry = _relu(norm(name=f"{prefix}_bn0")(x)) if preact else x
-    out = _conv(entry, filters, 3, stride, f"{prefix}_conv1")
+    out = conv(entry, filters, 3, stride, f"{prefix}_conv1")
     out = _relu(norm(name=f"{prefix}_bn1")(out))
     if dropout:
         out = keras.layers.Dropout(dropout, name=f"{prefix}_dropout")(out)
-    out = _conv(out, filters, 3, 1, f"{prefix}_conv2")
+    out = conv(out, filters, 3, 1, f"{prefix}_conv2")
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
-        shortcut = _conv(entry, filters, 1, stride, f"{prefix}_shortcut_conv")
+        shortcut = conv(entry, filters, 1, stride, f"{prefix}_shortcut_conv")
         if not preact:
             shortcut = norm(name=f"{prefix}_shortcut_bn")(shortcut)
     if preact:
@@ -168,7 +185,14 @@ def _block(
     return _relu(keras.layers.Add(name=f"{prefix}_add")([shortcut, out]))
 
 
-def _conv(x: Any, filters: int, kernel: int, stride: int, name: str) -> Any:
+def _conv(
+    x: Any,
+    filters: int,
+    kernel: int,
+    stride: int,
+    name: str,
+    decay: keras.regularizers.Regularizer | None,
+) -> Any:
     return keras.layers.Conv2D(
         filters,
         kernel,
@@ -176,6 +200,7 @@ def _conv(x: Any, filters: int, kernel: int, stride: int, name: str) -> Any:
         padding="same",
         use_bias=False,
         kernel_initializer=_CONV_INIT,
+        kernel_regularizer=decay,
         name=name,
     )(x)
 
