@@ -8,6 +8,8 @@ variance; in inference the moving statistics are used, as in plain batch normali
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import keras
@@ -17,6 +19,38 @@ from keras import ops
 # of the saved config.
 _UNSUPPORTED = ("renorm", "synchronized")
 _UNSAVED = (*_UNSUPPORTED, "renorm_clipping", "renorm_momentum")
+# The examples of the batch being traced that count (see `example_mask`); None: all do.
+_example_mask: list[Any] = [None]
+
+
+@contextlib.contextmanager
+def example_mask(mask: Any) -> Iterator[None]:
+    """Inside the block, ghost batch norm counts only the examples where ``mask`` is true.
+
+    A train step that pads a batch to a fixed shape (`bsi_keras.train_step.accumulate`)
+    wraps its forward pass in this, so that every `GhostBatchNormalization` of the model
+    leaves the padding out of its statistics although a functional model passes no mask to
+    layers that do not propagate one (convolutions, dense layers). A ``mask`` argument
+    given to the layer's call takes precedence.
+
+    Args:
+        mask: booleans of shape ``(batch,)``, true for the examples that count.
+
+    Example:
+
+    >>> layer = GhostBatchNormalization()
+    >>> x = keras.ops.convert_to_tensor([[0.0], [2.0], [100.0]])
+    >>> with example_mask(keras.ops.convert_to_tensor([True, True, False])):
+    ...     y = layer(x, training=True)
+    >>> keras.ops.convert_to_numpy(y)[:2].ravel().round(3).tolist()
+    [-1.0, 1.0]
+    """
+    previous = _example_mask[0]
+    _example_mask[0] = mask
+    try:
+        yield
+    finally:
+        _example_mask[0] = previous
 
 
 @keras.saving.register_keras_serializable(package="bsi_keras")
@@ -173,6 +207,8 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
                 epsilon=self.epsilon,
             )
             return ops.cast(outputs, self.compute_dtype)
+        if mask is None:
+            mask = _example_mask[0]
         outputs, mean, variance, counted = self._normalize_virtual_batches(x, mask)
         if update:
             self._update_moving_statistics(mean, variance, counted)

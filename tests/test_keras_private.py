@@ -106,3 +106,10 @@ def test_canary_optimizer_get_variable_index_follows_the_built_variables():
     optimizer = SGD(learning_rate=0.1, momentum=0.9)
     optimizer.build(variables)
     assert [optimizer._get_variable_index(v) for v in variables] == [0, 1]
+
+
+def test_canary_build_compiled_state_builds_loss_metrics_and_optimizer():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    keras_private.build_compiled_state(model, np.zeros((1, 3)), np.zeros((1, 2)))
+    assert model.optimizer.built and model._compile_loss.built and model._compile_metrics.built

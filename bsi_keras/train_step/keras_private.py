@@ -18,8 +18,13 @@ named test rather than a train step somewhere. Checked with Keras 3.15.1.
   is divided by the replicas; Keras's own TensorFlow step multiplies it back for the logs.
 - `update_loss_tracker`: ``Trainer._loss_tracker``. The mean loss ``fit`` reports as
   ``loss``; a stateful custom step updates it as Keras's own step does.
-- `update_metrics_variables`: ``JAXTrainer._update_metrics_variables``. The loss tracker and
-  compiled metrics updated statelessly, returning the new metric values a JAX step threads.
+- `update_metrics_variables`: what ``JAXTrainer._update_metrics_variables`` does (through
+  `update_loss_tracker`): the loss tracker and compiled metrics updated statelessly,
+  returning the new metric values a JAX step threads.
+- `build_compiled_state`: ``Trainer._symbolic_build``. ``fit`` builds the compiled loss
+  and metrics from its first batch, sample weight included; a step that packs more than a
+  per-example weight into the sample weight (`accumulate`) has them built from a plain
+  ``(x, y)`` batch first.
 - `is_default_hook`: ``keras.src.utils.python_utils.default`` marks the base class's empty
   hooks with ``_is_default``; a callback whose hook keeps the mark does not listen to it.
 """
@@ -117,19 +122,44 @@ def update_metrics_variables(
     y: Any,
     y_pred: Any,
     sample_weight: Any,
+    loss_weight: Any = None,
 ) -> tuple[dict[str, Any], list[Any]]:
     """On JAX: the loss tracker and compiled metrics updated without touching variables.
+
+    What ``JAXTrainer._update_metrics_variables`` does, with the loss tracker's weight open
+    to the caller (a padded batch weighs its real examples, not its length).
 
     Args:
         model: a compiled model on the JAX backend.
         metrics_values: one value per ``model.metrics_variables``.
         loss: the batch's loss.
         x, y, y_pred, sample_weight: the batch and the model's predictions.
+        loss_weight: the loss's weight in the epoch's mean (default: the batch's length).
 
     Returns:
         The logs and the new values of ``model.metrics_variables``.
     """
-    return model._update_metrics_variables(metrics_values, loss, x, y, y_pred, sample_weight)
+    if loss_weight is None:
+        loss_weight = next(i for i in keras.tree.flatten(x) if i is not None).shape[0]
+    mapping = list(zip(model.metrics_variables, metrics_values))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        update_loss_tracker(model, loss, loss_weight)
+        logs = model.compute_metrics(x, y, y_pred, sample_weight)
+    new_values = []
+    for variable in model.metrics_variables:
+        value = scope.get_current_value(variable)
+        new_values.append(variable.value if value is None else value)
+    return logs, new_values
+
+
+def build_compiled_state(model: keras.Model, x: Any, y: Any) -> None:
+    """Build ``model``'s compiled loss, metrics and optimizer from a batch ``(x, y)``.
+
+    Args:
+        model: a compiled model.
+        x, y: a batch (one example suffices; only shapes and dtypes matter).
+    """
+    model._symbolic_build(data_batch=(x, y))
 
 
 def is_default_hook(callback: keras.callbacks.Callback, hook: str) -> bool:
