@@ -276,3 +276,14 @@ def test_traces_once_per_batch_shape():
     uneven = schedules.increase_bs(3, 30, 0.005, [1, 2], 2)  # 30, 60, 120: all leave a rest
     run(uneven, model=model, drop_remainder=True)
     assert len(traces) <= 3
+
+
+def test_uncompiled_model_is_refused():
+    with pytest.raises(ValueError, match=r"compile the model before calling bsi_keras\.fit"):
+        fit(
+            models.get_model("mnist_cnn"),
+            DATA.x_train,
+            DATA.y_train,
+            schedule=schedules.constant(1, 20, 0.005),
+            verbose=0,
+        )

@@ -109,8 +109,8 @@ def fit(
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"fit trains a keras.Model, got {type(model).__name__}")
-    if model.optimizer is None:
-        raise ValueError("compile the model before calling fit")
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError("compile the model before calling bsi_keras.fit")
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     schedule = _as_schedule(schedule, epochs)
