@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
@@ -93,6 +93,34 @@ class CompileClock:
         self.traced_shapes.update(sizes)
         total = bridge.ended - bridge.started
         return {"epoch_seconds": total - compile_seconds, "compile_seconds": compile_seconds}
+
+
+def end_epoch(
+    outer: keras.callbacks.CallbackList,
+    history: keras.callbacks.History,
+    epoch: int,
+    row: Mapping[str, Any],
+) -> None:
+    """The run-wide ``on_epoch_end`` of a `RunState` row, text fields kept apart.
+
+    Keras's progress bar and TensorBoard average or plot every value they get, so the
+    callbacks get the row's numbers only. Its text fields (``schedule_reason``) go first to
+    callbacks with an ``on_epoch_text(epoch, text)`` method (the run folder's log), and to
+    the run's `History` after.
+    """
+    text = {k: v for k, v in row.items() if isinstance(v, str)}
+    if text:
+        for callback in outer.callbacks:
+            if hasattr(callback, "on_epoch_text"):
+                callback.on_epoch_text(epoch, text)
+    outer.on_epoch_end(epoch, numbers(row))
+    for key, value in text.items():
+        history.history.setdefault(key, []).append(value)
+
+
+def numbers(logs: Mapping[str, Any]) -> dict[str, Any]:
+    """``logs`` without its text fields: what Keras's callbacks can take."""
+    return {k: v for k, v in logs.items() if not isinstance(v, str)}
 
 
 def take_backup_and_restore(

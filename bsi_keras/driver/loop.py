@@ -76,7 +76,7 @@ def train(run: Run, state: RunState) -> keras.callbacks.History:
                     row = run_epoch(
                         run, state, epoch, outer, multi_step, clock, step_state, received
                     )
-                    outer.on_epoch_end(epoch, row)
+                    bridge.end_epoch(outer, history, epoch, row)
                     state.rows.append(row)
                     if math.isfinite(row.get("loss", 0.0)):
                         state.next_epoch = epoch + 1
@@ -92,7 +92,7 @@ def train(run: Run, state: RunState) -> keras.callbacks.History:
                 history.status = "interrupted"
                 interrupted.history = history
                 raise
-        outer.on_train_end(row)
+        outer.on_train_end(bridge.numbers(row))
     if history.status == "finished" and model.stop_training:
         history.status = "stopped"
     if run.delete_checkpoint_at_end and history.status != "diverged":
@@ -166,7 +166,7 @@ def _schedule_fields(
         "learning_rate": epoch_lr,
         "noise_scale": noise_scale(epoch_lr, examples, setting.batch_size, momentum),
     }
-    if setting.reason:
+    if setting.reason:  # text: `bridge.end_epoch` keeps it from Keras's callbacks
         fields["schedule_reason"] = setting.reason
     return fields
 
