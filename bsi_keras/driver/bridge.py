@@ -109,10 +109,9 @@ def end_epoch(
     the run's `History` after.
     """
     text = {k: v for k, v in row.items() if isinstance(v, str)}
-    if text:
-        for callback in outer.callbacks:
-            if hasattr(callback, "on_epoch_text"):
-                callback.on_epoch_text(epoch, text)
+    for callback in outer.callbacks:
+        if hasattr(callback, "on_epoch_text"):
+            callback.on_epoch_text(epoch, text)
     outer.on_epoch_end(epoch, numbers(row))
     for key, value in text.items():
         history.history.setdefault(key, []).append(value)
