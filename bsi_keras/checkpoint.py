@@ -2,7 +2,7 @@
 
 A checkpoint holds the values of all model variables (weights, batch-norm statistics and
 the state of every random generator, e.g. dropout's), all optimizer variables (step count,
-learning rate, momentum buffers), and the driver's own state as JSON (epoch, per-epoch logs,
+learning rate, momentum buffers), and the driver's `RunState` as JSON (epoch, per-epoch logs,
 learning-rate multiplier, data-order seed). It is written atomically: a kill during the
 write leaves the previous checkpoint intact.
 """
@@ -13,10 +13,11 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
+
+from bsi_keras.driver.state import RunState
 
 FILENAME = "checkpoint.npz"
 
@@ -30,13 +31,13 @@ def checkpoint_path(folder: str | os.PathLike) -> Path:
     return Path(folder) / FILENAME
 
 
-def save(folder: str | os.PathLike, model: keras.Model, state: dict[str, Any]) -> Path:
+def save(folder: str | os.PathLike, model: keras.Model, state: RunState) -> Path:
     """Write the model's and optimizer's variables and ``state`` atomically.
 
     Args:
         folder: the folder to write ``checkpoint.npz`` into (created if needed).
         model: a compiled model; its optimizer's variables are saved too.
-        state: JSON-serializable driver state.
+        state: the driver's state.
 
     Returns:
         The checkpoint's path.
@@ -47,7 +48,7 @@ def save(folder: str | os.PathLike, model: keras.Model, state: dict[str, Any]) -
     optimizer = model.optimizer
     if optimizer is not None and optimizer.built:
         arrays.update({f"optimizer_{i:05d}": _value(v) for i, v in enumerate(optimizer.variables)})
-    arrays["state_json"] = np.array(json.dumps(state))
+    arrays["state_json"] = np.array(json.dumps(state.to_dict()))
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "wb") as f:
         np.savez(f, **arrays)
@@ -57,7 +58,7 @@ def save(folder: str | os.PathLike, model: keras.Model, state: dict[str, Any]) -
     return path
 
 
-def load(folder: str | os.PathLike, model: keras.Model) -> dict[str, Any]:
+def load(folder: str | os.PathLike, model: keras.Model) -> RunState:
     """Restore a checkpoint written by `save` into ``model`` (and its optimizer).
 
     Args:
@@ -65,7 +66,7 @@ def load(folder: str | os.PathLike, model: keras.Model) -> dict[str, Any]:
         model: a compiled model of the same architecture.
 
     Returns:
-        The driver state saved with it.
+        The driver's state saved with it.
 
     Raises:
         CheckpointError: the file is missing, unreadable, or does not match the model.
@@ -74,7 +75,7 @@ def load(folder: str | os.PathLike, model: keras.Model) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     arrays = _read_arrays(path)
-    state = json.loads(str(arrays.pop("state_json")))
+    state = _state(arrays.pop("state_json"), path)
     _assign("model", model.variables, arrays, path)
     optimizer_keys = [k for k in arrays if k.startswith("optimizer_")]
     if optimizer_keys:
@@ -84,7 +85,7 @@ def load(folder: str | os.PathLike, model: keras.Model) -> dict[str, Any]:
     return state
 
 
-def read_state(folder: str | os.PathLike) -> dict[str, Any] | None:
+def read_state(folder: str | os.PathLike) -> RunState | None:
     """The driver state of the checkpoint in ``folder`` without loading any weights.
 
     Returns:
@@ -96,7 +97,7 @@ def read_state(folder: str | os.PathLike) -> dict[str, Any] | None:
     path = checkpoint_path(folder)
     if not path.is_file():
         return None
-    return json.loads(str(_read_arrays(path, ("state_json",))["state_json"]))
+    return _state(_read_arrays(path, ("state_json",))["state_json"], path)
 
 
 def _read_arrays(path: Path, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
@@ -108,6 +109,13 @@ def _read_arrays(path: Path, keys: tuple[str, ...] | None = None) -> dict[str, n
             f"{path} is truncated or corrupt ({type(error).__name__}: {error}); "
             "delete it to start the run again from scratch"
         ) from error
+
+
+def _state(saved: np.ndarray, path: Path) -> RunState:
+    try:
+        return RunState.from_dict(json.loads(str(saved)))
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{path} holds an unreadable run state: {error}") from error
 
 
 def _value(variable: keras.Variable) -> np.ndarray:

@@ -118,7 +118,7 @@ def _open_folder(
     if resume:
         folder = RunFolder.open_existing(run_dir)
         state = checkpoint.read_state(folder.path)
-        folder.record_resumption(from_epoch=(state["next_epoch"] if state else 0) + 1)
+        folder.record_resumption(from_epoch=(state.next_epoch if state else 0) + 1)
         return folder
     record = {
         **(config or {}),

@@ -227,20 +227,26 @@ class RunLog(keras.callbacks.Callback):
 
     Rows already in the file are kept, except those of epochs that run again (after a
     resume from an earlier checkpoint), so the log never holds an epoch twice. The epoch
-    column counts from 1.
+    column counts from 1. Text columns (``schedule_reason``) come from the driver's
+    ``on_epoch_text`` call before each ``on_epoch_end``: Keras's logs carry numbers only.
     """
 
     def __init__(self, path: str | os.PathLike):
         super().__init__()
         self.path = Path(path)
         self.rows: list[dict[str, Any]] = []
+        self.text: dict[str, str] = {}
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         self.rows = read_log(self.path)
 
+    def on_epoch_text(self, epoch: int, text: dict[str, str]) -> None:
+        self.text = dict(text)
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.rows = [r for r in self.rows if int(r["epoch"]) <= epoch]
-        self.rows.append({"epoch": epoch + 1, **(logs or {})})
+        self.rows.append({"epoch": epoch + 1, **(logs or {}), **self.text})
+        self.text = {}
         _write_atomic(self.path, format_log(self.rows))
 
 

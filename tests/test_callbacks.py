@@ -276,3 +276,38 @@ def test_traces_once_per_batch_shape():
     uneven = schedules.increase_bs(3, 30, 0.005, [1, 2], 2)  # 30, 60, 120: all leave a rest
     run(uneven, model=model, drop_remainder=True)
     assert len(traces) <= 3
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_adaptive_schedule_reasons_stay_out_of_keras_logs(verbose, capsys):
+    """The progress bar averages every log value: a text field used to crash it."""
+    from bsi_keras.train_step import StepOptions
+    from bsi_keras.train_step.core import NoiseScaleOptions
+
+    recorder = Recorder()
+    history = fit(
+        compiled_model(),
+        DATA.x_train,
+        DATA.y_train,
+        schedule=schedules.AdaptiveSchedule(3, 20, 0.005, multiple_of=10, max_batch_size=80),
+        callbacks=[recorder],
+        verbose=verbose,
+        seed=0,
+        step_options=StepOptions(noise_scale=NoiseScaleOptions(every=1, small_batch=10)),
+    )
+    assert history.epoch == [0, 1, 2] and history.status == "finished"
+    assert "loss" in capsys.readouterr().out  # the progress bar printed its epochs
+    assert all(not isinstance(v, str) for logs in recorder.epoch_logs for v in logs.values())
+    assert len(history.history["schedule_reason"]) == 2  # epochs 2 and 3 say why
+    assert all(r.startswith(("B_simple", "no usable")) for r in history.history["schedule_reason"])
+
+
+def test_uncompiled_model_is_refused():
+    with pytest.raises(ValueError, match=r"compile the model before calling bsi_keras\.fit"):
+        fit(
+            models.get_model("mnist_cnn"),
+            DATA.x_train,
+            DATA.y_train,
+            schedule=schedules.constant(1, 20, 0.005),
+            verbose=0,
+        )

@@ -163,3 +163,35 @@ def test_checkpoint_holds_optimizer_and_rng_state(uninterrupted):
     assert state["next_epoch"] == 6 and state["seed"] == 7
     assert len(state["rows"]) == 6
     assert len(optimizer_arrays) >= 2  # iterations, learning rate, momentum buffers
+
+
+def test_checkpoint_written_as_a_dict_loads_as_run_state(tmp_path):
+    """Checkpoints written before `RunState` (its dict, arrays as `save` made them) load."""
+    import keras
+
+    from bsi_keras.driver import RunState
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    weights = [np.full(v.shape, 0.5, "float32") for v in model.variables]
+    arrays = {f"model_{i:05d}": w for i, w in enumerate(weights)}
+    for i, v in enumerate(model.optimizer.variables):
+        arrays[f"optimizer_{i:05d}"] = np.asarray(keras.ops.convert_to_numpy(v))
+    old_state = {
+        "next_epoch": 2,
+        "rows": [{"loss": 0.5, "updates": 4, "schedule_reason": "why"}] * 2,
+        "seed": 3,
+        "lr_multiplier": 0.5,
+        "last_lr": 0.005,
+    }
+    arrays["state_json"] = np.array(json.dumps(old_state))
+    np.savez(checkpoint.checkpoint_path(tmp_path), **arrays)
+    expected = RunState(seed=3, next_epoch=2, rows=old_state["rows"], last_lr=0.005)
+    expected.lr_multiplier = 0.5
+    assert checkpoint.read_state(tmp_path) == expected
+    assert checkpoint.load(tmp_path, model) == expected
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.variables[0]), weights[0])
+    checkpoint.save(tmp_path, model, expected)  # and it is written back in the same format
+    with np.load(checkpoint.checkpoint_path(tmp_path)) as f:
+        assert json.loads(str(f["state_json"])) == old_state

@@ -1,4 +1,4 @@
-"""TensorFlow input pipelines for the schedule driver (the backend-specific part of feeding).
+"""The TensorFlow tensor feed: the backend-specific part of the driver's feeding.
 
 On TensorFlow the driver turns numpy training and validation arrays into tensors once per
 run, and serves every epoch as a `tf.data.Dataset` that gathers the epoch's batches by
