@@ -9,13 +9,14 @@ exactly where it stopped.
 
 Read `loop` first (the epoch loop); the rest are its pieces: `feeds` (the epoch's data;
 `tf_feed` its TensorFlow part), `bridge` (callbacks, epoch timing), `execution` (several
-steps per call of the train function), `lr` (the learning rate), `state` (`RunState`, what
-a checkpoint holds), `signals` (SIGINT/SIGTERM).
+steps per call of the train function), `lr` (the learning rate), `signals` (SIGINT/SIGTERM).
+`RunState`, what a checkpoint holds besides the variables, lives with the checkpoint's
+format in `bsi_keras.checkpoint`.
 """
 
+from bsi_keras.checkpoint import RunState
 from bsi_keras.driver.fit import fit
 from bsi_keras.driver.signals import TrainingInterrupted
-from bsi_keras.driver.state import RunState
 from bsi_keras.schedules import EpochPlan
 
 __all__ = ["EpochPlan", "RunState", "TrainingInterrupted", "fit"]

@@ -9,8 +9,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from bsi_keras.checkpoint import RunState
 from bsi_keras.driver import bridge, feeds, loop, lr
-from bsi_keras.driver.state import RunState
 from bsi_keras.schedules import BaseSchedule, EpochPlan, FunctionSchedule
 from bsi_keras.train_step import StepOptions
 

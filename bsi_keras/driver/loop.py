@@ -16,11 +16,11 @@ from typing import Any
 import keras
 
 from bsi_keras import checkpoint, train_step
+from bsi_keras.checkpoint import RunState
 from bsi_keras.driver import bridge, lr
 from bsi_keras.driver.execution import MultiStep
 from bsi_keras.driver.feeds import ArrayFeed, PyDatasetFeed, TFDatasetFeed, ValidationFeed
 from bsi_keras.driver.signals import TrainingInterrupted, raise_if_received, stop_on_signals
-from bsi_keras.driver.state import RunState
 from bsi_keras.optimizers import momentum_of, reset_state
 from bsi_keras.schedules import BaseSchedule, EpochPlan, EpochSetting, noise_scale
 from bsi_keras.train_step import StepOptions

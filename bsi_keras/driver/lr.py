@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from bsi_keras.driver.state import RunState
+from bsi_keras.checkpoint import RunState
 from bsi_keras.optimizers import set_learning_rate
 from bsi_keras.optimizers.learning_rate import ScheduledLearningRate
 from bsi_keras.schedules import BaseSchedule, EpochPlan
