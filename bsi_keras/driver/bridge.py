@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import keras
@@ -95,6 +96,47 @@ class CompileClock:
         self.traced_shapes.update(sizes)
         total = bridge.ended - bridge.started
         return {"epoch_seconds": total - compile_seconds, "compile_seconds": compile_seconds}
+
+
+class TraceCounter:
+    """How many times the train step was traced (compiled) since the last epoch's row."""
+
+    def __init__(self) -> None:
+        self.total = self.reported = 0
+
+    def fields(self) -> dict[str, int]:
+        """``train_traces`` of the epoch just trained (nothing where steps run eagerly)."""
+        if keras.backend.backend() not in ("tensorflow", "jax"):
+            return {}
+        traces, self.reported = self.total - self.reported, self.total
+        return {"train_traces": traces}
+
+
+@contextmanager
+def count_traces(model: keras.Model) -> Iterator[TraceCounter]:
+    """Count the traces of ``model.train_step`` inside the block.
+
+    TensorFlow and JAX run the step's Python body only while tracing it into a compiled
+    function, once per new input shape (or signature): each run of the body is one trace.
+    """
+    counter = TraceCounter()
+    own = vars(model).get("train_step")  # an installed custom step, else the class's
+    step = model.train_step
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        counter.total += 1
+        return step(*args, **kwargs)
+
+    model.train_step = counting
+    model.train_function = None
+    try:
+        yield counter
+    finally:
+        if own is None:
+            del model.train_step
+        else:
+            model.train_step = own
+        model.train_function = None
 
 
 def end_epoch(

@@ -17,6 +17,7 @@ import numpy as np
 
 from bsi_keras.driver import tf_feed
 from bsi_keras.schedules import EpochPlan
+from bsi_keras.train_step import accumulate, keras_private
 
 Augmentation = Callable[[np.ndarray, int, int], np.ndarray]
 
@@ -34,7 +35,50 @@ def training_feed(
     if type(x).__module__.startswith("tensorflow") and hasattr(x, "cardinality"):
         return TFDatasetFeed(x)
     # Keras weighs classes differently for datasets than for arrays: keep arrays then.
-    return ArrayFeed(x, y, sample_weight, augmentation, tensorflow_batches=class_weight is None)
+    return ArrayFeed(
+        x,
+        y,
+        sample_weight,
+        augmentation,
+        tensorflow_batches=class_weight is None,
+        class_weight=class_weight,
+    )
+
+
+def micro_batch_layout(
+    sizes: list[int], physical: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each slot of an epoch's fixed-shape micro-batches takes its example from.
+
+    Every update of ``s`` examples becomes ``ceil(s / physical)`` micro-batches of exactly
+    ``physical`` slots; the slots past its ``s`` examples are padding (they repeat the
+    update's last example, with no weight).
+
+    Args:
+        sizes: the epoch's update sizes (`EpochPlan.batch_sizes`).
+        physical: the micro-batch shape.
+
+    Returns:
+        ``(positions, real, ends_update)`` per slot: the position in the epoch's example
+        order, 1 for a real example (0 for padding), and 1 in the last micro-batch of an
+        update.
+
+    Example:
+
+    >>> positions, real, ends = micro_batch_layout([5, 2], physical=3)
+    >>> positions.tolist(), real.tolist(), ends.tolist()
+    ([0, 1, 2, 3, 4, 4, 5, 6, 6], [1, 1, 1, 1, 1, 0, 1, 1, 0], [0, 0, 0, 1, 1, 1, 1, 1, 1])
+    """
+    positions, real, ends = [], [], []
+    start = 0
+    for size in sizes:
+        slots = -(-size // physical) * physical
+        offset = np.arange(slots)
+        positions.append(start + np.minimum(offset, size - 1))
+        real.append((offset < size).astype("int64"))
+        ends.append((offset >= slots - physical).astype("int64"))
+        start += size
+    return np.concatenate(positions), np.concatenate(real), np.concatenate(ends)
 
 
 @dataclass
@@ -53,6 +97,7 @@ class ArrayFeed:
     sample_weight: np.ndarray | None = None
     augmentation: Augmentation | None = None
     tensorflow_batches: bool = True
+    class_weight: Mapping[int, float] | None = None  # folded in for micro-batches only
     num_examples: int = field(init=False)
     tensors: Any = field(default=None, init=False, repr=False)  # TensorFlow copies, made once
     ahead: tuple[tuple[int, ...], Background] | None = field(default=None, init=False, repr=False)
@@ -96,6 +141,47 @@ class ArrayFeed:
             return {"x": tf_feed.batches(tf_feed.as_tensors(arrays), np.arange(kept), batch_size)}
         x, y, sample_weight = arrays
         return {"x": x, "y": y, "sample_weight": sample_weight, "batch_size": batch_size}
+
+    def micro_batches(
+        self, seed: int, epoch: int, batch_size: int, plan: EpochPlan, physical: int
+    ) -> dict:
+        """`epoch`'s examples as micro-batches of ``physical`` slots for the accumulating
+        train step (`micro_batch_layout`), their sample weight packed as it reads it."""
+        sizes = plan.batch_sizes(batch_size)
+        positions, real, ends = micro_batch_layout(sizes, physical)
+        kept = sum(sizes)
+        if self.tensorflow_batches and self.augmentation is None:
+            if self.tensors is None:
+                self.tensors = tf_feed.as_tensors((self.x, self.y, self.sample_weight))
+            order = self._order(seed, epoch)[:kept][positions]
+            packed = accumulate.pack(self._weights(order), real, ends)
+            return {"x": tf_feed.batches(self.tensors[:2], order, physical, packed)}
+        x, y, _ = self._arrays(seed, epoch, kept)
+        following = (seed, epoch + 1, kept)  # guessing that the batch size stays
+        self.ahead = (following, Background(lambda: self._prepare(*following)))
+        order = self._order(seed, epoch)[:kept][positions]
+        packed = accumulate.pack(self._weights(order), real, ends)
+        x, y = _map_arrays(lambda a: np.take(a, positions, axis=0), (x, y))
+        if self.tensorflow_batches:
+            tensors = tf_feed.as_tensors((x, y))
+            return {"x": tf_feed.batches(tensors, np.arange(len(positions)), physical, packed)}
+        return {"x": x, "y": y, "sample_weight": packed, "batch_size": physical}
+
+    def build_compiled_state(self, model: keras.Model) -> None:
+        """Build the compiled loss and metrics from one plain example, before the first
+        micro-batch (whose packed weight Keras's own build would misread)."""
+        first = _map_arrays(lambda a: np.asarray(a[:1]), (self.x, self.y))
+        keras_private.build_compiled_state(model, *first)
+
+    def _weights(self, examples: np.ndarray) -> np.ndarray | None:
+        """The sample and class weights of ``examples`` (None: all 1)."""
+        weight = None if self.sample_weight is None else self.sample_weight[examples]
+        if self.class_weight is not None:
+            labels = np.asarray(self.y)[examples]
+            labels = labels.argmax(-1) if labels.ndim > 1 and labels.shape[-1] > 1 else labels
+            by_class = np.array([self.class_weight.get(int(c), 1.0) for c in labels.ravel()])
+            weight = by_class if weight is None else weight * by_class
+        return weight
 
     def _order(self, seed: int, epoch: int) -> np.ndarray:
         return np.random.default_rng([seed, epoch]).permutation(self.num_examples)

@@ -9,6 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from bsi_keras import train_step
 from bsi_keras.checkpoint import RunState
 from bsi_keras.driver import bridge, feeds, loop, lr
 from bsi_keras.schedules import BaseSchedule, EpochPlan, FunctionSchedule
@@ -142,6 +143,8 @@ def fit(
         delete_checkpoint_at_end=bool(backup and backup.delete_checkpoint),
         step_options=step_options,
         reset_optimizer=reset_optimizer,
+        accumulate=isinstance(feed, feeds.ArrayFeed)
+        and train_step.accumulates(model, step_options),
     )
     return loop.train(run, RunState.new(seed))
 

@@ -45,13 +45,29 @@ class Run:
     delete_checkpoint_at_end: bool
     step_options: StepOptions | None
     reset_optimizer: bool
+    accumulate: bool  # fixed-shape micro-batches, accumulated across calls of the step
+
+    def physical_batch(self, batch_size: int) -> int | None:
+        """The micro-batch shape of an epoch at ``batch_size`` (None: whole batches).
+
+        A batch below the physical one is its own shape (at most one more shape per such
+        batch size); its epoch's last, partial batch is padded to it.
+        """
+        if not self.accumulate:
+            return None
+        return min(batch_size, self.step_options.max_physical_batch)
 
 
 def train(run: Run, state: RunState) -> keras.callbacks.History:
     """Resume from ``run.checkpoint_dir`` if a checkpoint is there, then train to the end."""
     model, schedule = run.model, run.schedule
     lr.follow_curve(model.optimizer, schedule, run.plan)
-    with train_step.install(model, run.step_options) as step_state:
+    with (
+        train_step.install(model, run.step_options, run.accumulate) as step_state,
+        bridge.count_traces(model) as traces,
+    ):
+        if run.accumulate:
+            run.feed.build_compiled_state(model)
         if run.checkpoint_dir and checkpoint.checkpoint_path(run.checkpoint_dir).is_file():
             state = checkpoint.load(run.checkpoint_dir, model)
         history = keras.callbacks.History()
@@ -76,6 +92,7 @@ def train(run: Run, state: RunState) -> keras.callbacks.History:
                     row = run_epoch(
                         run, state, epoch, outer, multi_step, clock, step_state, received
                     )
+                    row.update(traces.fields())
                     bridge.end_epoch(outer, history, epoch, row)
                     state.rows.append(row)
                     if math.isfinite(row.get("loss", 0.0)):
@@ -120,8 +137,13 @@ def run_epoch(
     )
     if step_state is not None:
         step_state.begin_epoch(epoch)
-    inputs = run.feed.epoch(state.seed, epoch, setting.batch_size, plan)
     sizes = plan.batch_sizes(setting.batch_size)
+    physical = run.physical_batch(setting.batch_size)
+    if physical is None:
+        inputs = run.feed.epoch(state.seed, epoch, setting.batch_size, plan)
+    else:  # the steps are the micro-batches
+        inputs = run.feed.micro_batches(state.seed, epoch, setting.batch_size, plan, physical)
+        sizes = [physical] * sum(-(-size // physical) for size in sizes)
     outer.set_params({"verbose": run.verbose, "epochs": run.schedule.epochs, "steps": len(sizes)})
     epoch_bridge = bridge.Bridge(outer, steps=len(sizes))
     updates_before = _updates(model)
@@ -129,7 +151,7 @@ def run_epoch(
     with multi_step.train_function(per_execution):
         model.fit(
             **inputs,
-            class_weight=run.class_weight,
+            class_weight=None if physical else run.class_weight,  # folded in by the feed
             initial_epoch=epoch,
             epochs=epoch + 1,
             shuffle=False,

@@ -46,23 +46,35 @@ def as_tensors(structure: Any) -> Any:
     return keras.tree.lists_to_tuples(keras.tree.map_structure(tensor, present))
 
 
-def batches(tensors: Any, order: np.ndarray, batch_size: int) -> Any:
+def batches(
+    tensors: Any, order: np.ndarray, batch_size: int, sample_weight: np.ndarray | None = None
+) -> Any:
     """A `tf.data.Dataset` of the batches of ``tensors`` in the example ``order``.
 
     Each batch is gathered by index, so no permuted copy of the data is made; the batches
     have the static shape of the batch size where it divides the examples, as Keras's own
-    array pipeline gives them. Autotuning is off: its thread makes the end of every
-    ``fit`` call wait up to about a second for it (once per epoch for the driver).
+    array pipeline gives them. ``sample_weight`` (one row per entry of ``order``, e.g. the
+    accumulating step's packed weights) is added as the batches' last element. Autotuning
+    is off: its thread makes the end of every ``fit`` call wait up to about a second for it
+    (once per epoch for the driver).
     """
     import tensorflow as tf
 
     full = len(order) // batch_size * batch_size
-    indices = tf.data.Dataset.from_tensor_slices(order[:full].reshape(-1, batch_size))
-    if full < len(order):
-        indices = indices.concatenate(tf.data.Dataset.from_tensors(order[full:]))
-    batches = indices.map(
-        lambda index: keras.tree.map_structure(lambda t: tf.gather(t, index), tensors)
+    slots = np.arange(len(order))
+    indices = tf.data.Dataset.from_tensor_slices(
+        (order[:full].reshape(-1, batch_size), slots[:full].reshape(-1, batch_size))
     )
+    if full < len(order):
+        rest = tf.data.Dataset.from_tensors((order[full:], slots[full:]))
+        indices = indices.concatenate(rest)
+    weights = None if sample_weight is None else tf.convert_to_tensor(sample_weight)
+
+    def gather(index: Any, slot: Any) -> Any:
+        batch = keras.tree.map_structure(lambda t: tf.gather(t, index), tensors)
+        return batch if weights is None else (*batch, tf.gather(weights, slot))
+
+    batches = indices.map(gather)
     options = tf.data.Options()
     options.autotune.enabled = False
     return batches.prefetch(2).with_options(options)
