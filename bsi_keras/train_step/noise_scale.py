@@ -58,8 +58,7 @@ class NoiseScaleOptions:
       ratio, the value the adaptive schedule acts on;
     - ``gns_b_simple_se``: that ratio's standard error, from the epoch's spread of raw
       measurements and the average's effective number of measurements
-      (`ratio_standard_error`; NaN before the epoch's
-      second measurement);
+      (`ratio_standard_error`; NaN before the epoch's second measurement);
     - ``gns_b_simple_raw``: the ratio of the epoch's mean ``tr(Sigma)`` and mean
       ``|G|^2`` estimates (means of the two estimates, not of per-measurement ratios,
       which a near-zero ``|G|^2`` would wreck), over every measurement of the epoch so far.

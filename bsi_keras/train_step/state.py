@@ -49,8 +49,12 @@ class StepState:
             ]
 
     def begin_epoch(self, epoch: int) -> None:
-        """Open or close the loss-dropout window for 0-based ``epoch``; reset the epoch's
-        noise-scale moments (the moving averages run on across epochs)."""
+        """Set up 0-based ``epoch``: the loss-dropout window and fresh noise-scale moments.
+
+        The noise scale's moving averages run on across epochs; only the moments of the
+        epoch's raw measurements (``gns_b_simple_raw``, the spread behind
+        ``gns_b_simple_se``) start afresh.
+        """
         if self.active is not None:
             self.active.assign(1.0 if self.options.loss_dropout.active(epoch) else 0.0)
         for variable in self.noise_state[len(NOISE_AVERAGES) :]:
