@@ -40,12 +40,15 @@ def test_adaptive_run_follows_the_rule(tmp_path):
     assert run.main(argv) == 0
     rows = read_log(folder / "log.csv")
     assert all(math.isfinite(float(r["gns_b_simple"])) for r in rows)
+    assert all(float(r["gns_b_simple_se"]) > 0 for r in rows)  # 50 measurements an epoch
+    assert all(math.isfinite(float(r["gns_b_simple_raw"])) for r in rows)
     assert int(rows[0]["batch_size"]) == 40
     for before, after in itertools.pairwise(rows):
         current, measured = int(before["batch_size"]), float(before["gns_b_simple"])
         expected = max(current, min(int(measured // 10) * 10, 2 * current, 2000))
         assert int(after["batch_size"]) == expected
-        assert after["schedule_reason"].startswith(f"B_simple {measured:.4g}")
+        error = float(before["gns_b_simple_se"])
+        assert after["schedule_reason"].startswith(f"B_simple {measured:.4g} (se {error:.2g})")
     assert any(int(r["batch_size"]) > 40 for r in rows)  # it grew
 
 
@@ -54,6 +57,18 @@ def test_norm_test_is_the_rule_with_coefficient_one_over_theta_squared():
     history = [{"batch_size": 10, "gns_b_simple": 20.0}]
     assert by_theta.coefficient == 4.0
     assert by_theta.at(1, history).batch_size == 80
+
+
+def test_the_reason_records_the_standard_error_and_the_rule_ignores_it():
+    schedule = schedules.AdaptiveSchedule(3, 10, 0.1, factor=10)
+    measured = {"batch_size": 10, "gns_b_simple": 40.0}
+    plain = schedule.at(1, [measured])
+    with_error = schedule.at(1, [{**measured, "gns_b_simple_se": 9.5}])
+    assert plain.batch_size == with_error.batch_size == 40
+    assert with_error.reason == "B_simple 40 (se 9.5) x 1 = 40 -> 40"
+    assert plain.reason == "B_simple 40 x 1 = 40 -> 40"  # logs without an error
+    unknown = schedule.at(1, [{**measured, "gns_b_simple_se": math.nan}])
+    assert unknown.reason == plain.reason  # one measurement in the epoch
 
 
 def test_unusable_measurement_holds_the_batch():

@@ -8,6 +8,7 @@ from bsi_keras import data, models, schedules, train
 from bsi_keras.analysis import (
     Landscape,
     figures,
+    filter_axes,
     load_solution,
     loss_landscape,
     normalize_direction,
@@ -39,6 +40,66 @@ def test_each_direction_filter_has_the_norm_of_its_weight_filter():
     for d, w in kernels:
         np.testing.assert_allclose(filter_norms(d), filter_norms(w), rtol=1e-5)
     assert all(not d.any() for d, w in zip(direction, weights) if w.ndim == 1)
+
+
+def per_filter_ratios(d: np.ndarray, w: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    return np.sqrt((d.astype(np.float64) ** 2).sum(axis=axes)) / np.sqrt(
+        (w.astype(np.float64) ** 2).sum(axis=axes)
+    )
+
+
+def depthwise_model() -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.DepthwiseConv2D(3, depth_multiplier=2),
+            keras.layers.SeparableConv2D(5, 3, depth_multiplier=3),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        depthwise_model,
+        lambda: models.get_model("mobilenet_v2", input_shape=(32, 32, 3), num_classes=10),
+    ],
+)
+def test_depthwise_kernels_are_normalized_per_channel(build):
+    """As PyTorch's grouped convolution: one filter per (input channel, multiplier)."""
+    model = build()
+    weights, _ = weight_values(model)
+    direction = random_direction(model, seed=0)
+    depthwise_kernels = {
+        id(
+            layer.kernel
+            if isinstance(layer, keras.layers.DepthwiseConv2D)
+            else layer.depthwise_kernel
+        )
+        for layer in model.layers
+        if isinstance(layer, (keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D))
+    }
+    kinds = set()
+    for variable, d, w in zip(model.trainable_variables, direction, weights):
+        if w.ndim <= 1:
+            continue
+        depthwise = id(variable) in depthwise_kernels
+        kinds.add("depthwise" if depthwise else f"{w.ndim}-d")
+        # A depthwise filter spans the spatial axes; any other one all but the output axis.
+        axes = tuple(range(w.ndim - 2)) if depthwise else tuple(range(w.ndim - 1))
+        ratios = per_filter_ratios(d, w, axes)
+        assert ratios.size == (np.prod(w.shape[-2:]) if depthwise else w.shape[-1])
+        np.testing.assert_allclose(ratios, 1.0, atol=1e-5, err_msg=variable.path)
+    assert {"depthwise", "4-d", "2-d"} <= kinds
+
+
+def test_filter_axes_default_to_all_but_the_last():
+    assert filter_axes(models.get_model("mnist_cnn")) == [(), (), (0, 1, 2), (), (0,), ()]
+    with pytest.raises(ValueError, match="one entry per tensor"):
+        normalize_direction([np.ones((2, 2))], [np.ones((2, 2))], filter_axes=[])
 
 
 def test_normalization_options():

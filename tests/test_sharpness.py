@@ -34,7 +34,7 @@ def test_diagonal_hessian_full_space(solution, epsilon):
     assert result.loss == pytest.approx(0.0, abs=1e-9)
     assert result.value == pytest.approx(expected, rel=1e-3)
     assert result.dimension == solution.size and result.epsilon == epsilon
-    assert 1 <= result.iterations <= 10
+    assert 1 <= result.iterations <= 10 * result.starts  # 10 per start
 
 
 def test_rank_one_hessian_in_a_random_subspace(solution):
@@ -81,3 +81,45 @@ def test_network_sharpness_is_deterministic_and_nonnegative():
     assert first.max_loss >= first.loss and first.value >= 0
     own = model.evaluate(ds.x_train, ds.y_train, batch_size=64, verbose=0)
     assert first.loss == pytest.approx(own, rel=1e-5)
+
+
+def test_more_starts_never_lower_the_value_and_report_their_spread():
+    ds = data.synthetic(64, (28, 28, 1))
+    model = models.get_model("f1", hidden_layers=1, units=16)
+    model.compile(loss="sparse_categorical_crossentropy")
+    options = {"subspace": 10, "max_iterations": 2, "seed": 4}
+    single = sharpness(model, ds.x_train, ds.y_train, starts=1, **options)
+    several = sharpness(model, ds.x_train, ds.y_train, starts=3, **options)
+    assert single.starts == 1 and single.std_value == 0.0
+    assert single.start_values == (pytest.approx(single.value),)
+    assert several.starts == 3
+    # The first start is the single search's, so more starts can only raise the value.
+    assert several.start_values[0] == pytest.approx(single.value, rel=1e-5)
+    assert several.value >= single.value
+    assert all(v <= several.value for v in several.start_values)
+    assert several.min_value == min(several.start_values)
+    assert several.std_value == pytest.approx(np.std(several.start_values))
+    assert several.evaluations > single.evaluations
+    with pytest.raises(ValueError, match="starts"):
+        sharpness(model, ds.x_train, ds.y_train, starts=0)
+
+
+def test_later_starts_escape_the_first_starts_local_maximum():
+    # f(w) = (s (w - c))^2 with the minimizer c = x + 0.2 b inside the box [x - b, x + b]:
+    # a search that starts right of c climbs to the corner x + b, a local maximum of
+    # value (0.8 b s)^2; the true maximum is the far corner x - b, (1.2 b s)^2.
+    solution, epsilon, s = np.array([0.5], "float32"), 1e-3, 100.0
+    b = epsilon * (abs(float(solution[0])) + 1)
+    c = float(solution[0]) + 0.2 * b
+    x, y = np.array([[s]], "float32"), np.array([[s * c]], "float32")
+    model = linear_model(solution)
+    loss = (s * 0.2 * b) ** 2
+    local, best = ((s * k * b) ** 2 for k in (0.8, 1.2))
+    # Seed 0 draws the first start at +0.27 b (right of c), the second at -0.46 b.
+    single = sharpness(model, x, y, epsilon=epsilon, seed=0, starts=1)
+    several = sharpness(model, x, y, epsilon=epsilon, seed=0, starts=3)
+    assert single.max_loss == pytest.approx(local, rel=1e-3)
+    assert several.max_loss == pytest.approx(best, rel=1e-3)
+    assert several.value == pytest.approx(100 * (best - loss) / (1 + loss), rel=1e-3)
+    assert several.min_value == pytest.approx(single.value, rel=1e-3)
+    assert several.std_value > 0

@@ -23,6 +23,7 @@ from bsi_keras.analysis.interpolation import (
 )
 from bsi_keras.analysis.landscape import (
     Landscape,
+    filter_axes,
     loss_landscape,
     normalize_direction,
     parse_range,
@@ -50,6 +51,7 @@ __all__ = [
     "box_half_widths",
     "evaluate",
     "figures",
+    "filter_axes",
     "interpolate",
     "load_solution",
     "loss_landscape",

@@ -100,22 +100,27 @@ def normalize_direction(
     weights: Sequence[np.ndarray],
     norm: str = "filter",
     ignore_biasbn: bool = True,
+    filter_axes: Sequence[tuple[int, ...]] | None = None,
 ) -> list[np.ndarray]:
     """Scale a direction to the weights, tensor by tensor, as Li et al.
 
-    With ``"filter"``, each filter of a kernel (a slice along the last axis: one output
-    channel of a Keras ``Conv`` kernel ``(h, w, in, out)``, one output unit of a ``Dense``
-    kernel ``(in, out)``) is scaled to the norm of the weights' same filter:
-    ``d[..., i] * |w[..., i]| / (|d[..., i]| + 1e-10)``. With ``"layer"``, each tensor as a
-    whole. 1-D tensors (biases, batch-norm scales and offsets) are zeroed
-    (``ignore_biasbn``, the reference's ``--xignore biasbn``), or else set to the weights
-    themselves, as the reference does.
+    With ``"filter"``, each filter of a kernel is scaled to the norm of the weights' same
+    filter: ``d_f * |w_f| / (|d_f| + 1e-10)``. A filter is the reference's slice along
+    PyTorch's output dimension: by default a slice along the last axis (one output channel
+    of a Keras ``Conv`` kernel ``(h, w, in, out)``, one output unit of a ``Dense`` kernel
+    ``(in, out)``); ``filter_axes`` names, per tensor, the axes one filter spans instead
+    (`filter_axes` of a model gives ``(0, 1)`` for a ``DepthwiseConv2D`` kernel
+    ``(h, w, in, multiplier)``, where each ``(in, multiplier)`` pair is one filter of
+    PyTorch's grouped convolution). With ``"layer"``, each tensor as a whole. 1-D tensors
+    (biases, batch-norm scales and offsets) are zeroed (``ignore_biasbn``, the reference's
+    ``--xignore biasbn``), or else set to the weights themselves, as the reference does.
 
     Args:
         direction: one array per weight tensor.
         weights: the solution's trainable weights.
         norm: ``"filter"`` or ``"layer"``.
         ignore_biasbn: zero the direction on 1-D tensors.
+        filter_axes: per tensor, the axes one filter spans (None: all but the last).
 
     Returns:
         The normalized direction (new arrays).
@@ -126,23 +131,80 @@ def normalize_direction(
     >>> d = [np.array([[1.0, 2.0], [0.0, 0.0]]), np.array([1.0, 1.0])]
     >>> [np.round(t, 3).tolist() for t in normalize_direction(d, w)]
     [[[5.0, 1.0], [0.0, 0.0]], [0.0, 0.0]]
+    >>> # Each entry of the first tensor a filter of its own: every direction entry gets |w|.
+    >>> np.round(normalize_direction(d, w, filter_axes=[(), ()])[0], 3).tolist()
+    [[3.0, 0.0], [0.0, 0.0]]
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+    if filter_axes is None:
+        filter_axes = [tuple(range(np.ndim(d) - 1)) for d in direction]
+    elif len(filter_axes) != len(direction):
+        raise ValueError(
+            f"filter_axes needs one entry per tensor: {len(filter_axes)} for {len(direction)}"
+        )
     normalized = []
-    for d, w in zip(direction, weights):
+    for d, w, spanned in zip(direction, weights, filter_axes):
         if d.ndim <= 1:
             normalized.append(np.zeros_like(d) if ignore_biasbn else np.array(w, dtype=d.dtype))
             continue
-        axes = tuple(range(d.ndim - 1)) if norm == "filter" else None
+        axes = tuple(spanned) if norm == "filter" else None
         scale = _norm(w, axes) / (_norm(d, axes) + 1e-10)
         normalized.append((d * scale).astype(d.dtype))
     return normalized
 
 
 def _norm(t: np.ndarray, axes: tuple[int, ...] | None) -> np.ndarray:
-    """Euclidean norm over ``axes`` (all: None); per filter with the last axis left out."""
-    return np.sqrt(np.sum(np.square(t, dtype=np.float64), axis=axes))
+    """Euclidean norm over ``axes`` (all: None), kept broadcastable to ``t``."""
+    return np.sqrt(np.sum(np.square(t, dtype=np.float64), axis=axes, keepdims=True))
+
+
+# Kernels whose filters are per input channel: PyTorch's grouped convolution of
+# ``groups = in_channels`` has weight ``(in * multiplier, 1, h, w)``, one filter per
+# ``(in, multiplier)``, which a Keras kernel ``(h, w, in, multiplier)`` holds in its last two axes.
+_DEPTHWISE_KERNELS = (
+    (keras.layers.DepthwiseConv1D, "kernel"),
+    (keras.layers.DepthwiseConv2D, "kernel"),
+    (keras.layers.SeparableConv1D, "depthwise_kernel"),
+    (keras.layers.SeparableConv2D, "depthwise_kernel"),
+)
+
+
+def filter_axes(model: keras.Model) -> list[tuple[int, ...]]:
+    """Per trainable variable of ``model``, the axes one filter spans (`normalize_direction`).
+
+    All axes but the last, except depthwise kernels (of ``DepthwiseConv1D/2D`` and the
+    depthwise half of ``SeparableConv1D/2D``), whose filters are per input channel and
+    multiplier: all axes but the last two. Layers are found through ``.layers``, nested
+    models included.
+
+    Example:
+
+    >>> model = keras.Sequential([
+    ...     keras.Input((8, 8, 3)),
+    ...     keras.layers.DepthwiseConv2D(3, depth_multiplier=2),
+    ...     keras.layers.Conv2D(4, 1),
+    ... ])
+    >>> filter_axes(model)
+    [(0, 1), (), (0, 1, 2), ()]
+    """
+    depthwise = {
+        id(getattr(layer, name))
+        for layer in _all_layers(model)
+        for kind, name in _DEPTHWISE_KERNELS
+        if isinstance(layer, kind) and getattr(layer, name, None) is not None
+    }
+    return [
+        tuple(range(len(v.shape) - (2 if id(v) in depthwise else 1)))
+        for v in model.trainable_variables
+    ]
+
+
+def _all_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    found = []
+    for child in getattr(layer, "layers", ()):
+        found += [child, *_all_layers(child)]
+    return found
 
 
 def random_direction(
@@ -153,7 +215,8 @@ def random_direction(
     Args:
         model: the solution.
         seed: seed of the Gaussian draw (numpy's default generator).
-        norm, ignore_biasbn: see `normalize_direction`.
+        norm, ignore_biasbn: see `normalize_direction` (filters as `filter_axes` finds
+            them, depthwise kernels per channel).
 
     Returns:
         One float32 array per trainable variable.
@@ -167,7 +230,7 @@ def random_direction(
     weights, _ = weight_values(model)
     rng = np.random.default_rng(seed)
     direction = [rng.standard_normal(w.shape, dtype=np.float32) for w in weights]
-    return normalize_direction(direction, weights, norm, ignore_biasbn)
+    return normalize_direction(direction, weights, norm, ignore_biasbn, filter_axes(model))
 
 
 def target_direction(model: keras.Model, target: keras.Model) -> list[np.ndarray]:

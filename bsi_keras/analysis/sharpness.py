@@ -37,14 +37,19 @@ class Sharpness:
     """One sharpness measurement.
 
     Attributes:
-        value: Keskar's phi, in percent of ``1 + loss``.
+        value: Keskar's phi, in percent of ``1 + loss``: the best over the starts.
         epsilon: the box size.
         dimension: ``p``, the dimension of the searched space (the number of trainable
             weights ``n`` in the full space).
         loss: ``f(x)``, the loss at the solution.
-        max_loss: the largest loss found in the box.
-        iterations: L-BFGS-B iterations run.
-        evaluations: loss-and-gradient evaluations (each one pass over the data).
+        max_loss: the largest loss found in the box, over all starts.
+        iterations: L-BFGS-B iterations run, all starts together.
+        evaluations: loss-and-gradient evaluations (each one pass over the data), all
+            starts together.
+        start_values: phi of each start's own search, in the order of the starts.
+        min_value: the smallest of ``start_values`` (the largest is ``value``).
+        std_value: their standard deviation (0 for one start): how far one search lands
+            from another, so how far ``value`` may still lie below the true maximum.
     """
 
     value: float
@@ -54,6 +59,14 @@ class Sharpness:
     max_loss: float
     iterations: int
     evaluations: int
+    start_values: tuple[float, ...]
+    min_value: float
+    std_value: float
+
+    @property
+    def starts(self) -> int:
+        """The number of starting points searched from."""
+        return len(self.start_values)
 
 
 def random_subspace(num_weights: int, dim: int = SUBSPACE_DIM, seed: int = 0) -> np.ndarray:
@@ -124,6 +137,7 @@ def sharpness(
     batch_size: int = 5000,
     training: bool = False,
     seed: int = 0,
+    starts: int = 3,
     verbose: int = 0,
 ) -> Sharpness:
     """Keskar et al.'s sharpness (Metric 2.1) of ``model``'s weights on ``(x, y)``.
@@ -150,15 +164,20 @@ def sharpness(
       matrix of your own.
     - ``max f(x + A z)`` is sought by scipy's L-BFGS-B minimizing ``-f(x + A z)`` with the
       gradient ``A^T grad f(x + A z)`` from Keras's autodiff (any backend), for
-      ``max_iterations`` iterations (10 in the paper). It starts at a point drawn
-      uniformly in the box (seeded): at an exact minimizer the gradient at ``z = 0``
-      vanishes and L-BFGS-B would stop at once. L-BFGS-B only evaluates points inside the
-      box; the maximum reported is the largest loss of any point evaluated, and at least
-      ``f(x)`` (``z = 0`` is in the box), so it is a lower bound of the true maximum and
-      ``phi >= 0``.
+      ``max_iterations`` iterations (10 in the paper), once from each of ``starts`` points
+      drawn uniformly in the box (seeded; the first is the point a single start uses): at
+      an exact minimizer the gradient at ``z = 0`` vanishes and L-BFGS-B would stop at
+      once, and ten iterations from one point find a local maximum at best. L-BFGS-B only
+      evaluates points inside the box; the maximum reported is the largest loss of any
+      point evaluated by any start, and at least ``f(x)`` (``z = 0`` is in the box), so it
+      is a lower bound of the true maximum and ``phi >= 0``. The per-start values and
+      their spread (``start_values``, ``min_value``, ``std_value``) measure how far apart
+      the searches land: a wide spread says the bound is loose, and more starts or
+      iterations would likely raise it.
     - ``phi = 100 (max - f(x)) / (1 + f(x))``.
 
-    Each evaluation is one forward and backward pass over ``(x, y)``; the full space keeps
+    Each evaluation is one forward and backward pass over ``(x, y)``, and each start
+    costs up to ``max_iterations`` iterations of them; the full space keeps
     L-BFGS-B's memory of about ``20 n`` float64 numbers, a random subspace ``A`` of ``n p``
     float32 numbers.
 
@@ -171,7 +190,9 @@ def sharpness(
         max_iterations: L-BFGS-B iterations.
         batch_size: examples per forward pass (big is fast).
         training: evaluate ``f`` in training mode (see above).
-        seed: seed of the random subspace and of the starting point.
+        seed: seed of the random subspace and of the starting points.
+        starts: the number of L-BFGS-B searches, each from its own random point (1 is
+            the single search of earlier versions, with the same value for the same seed).
         verbose: 1 shows a progress bar over the iterations.
 
     Returns:
@@ -184,9 +205,13 @@ def sharpness(
     >>> model = models.get_model("mnist_cnn")
     >>> model.compile(loss="sparse_categorical_crossentropy")
     >>> result = sharpness(model, ds.x_train, ds.y_train, subspace=10, max_iterations=2)
-    >>> result.dimension, result.value >= 0
-    (10, True)
+    >>> result.dimension, result.value >= 0, result.starts
+    (10, True, 3)
+    >>> result.min_value <= result.value == max(result.start_values)
+    True
     """
+    if not isinstance(starts, int) or starts < 1:
+        raise ValueError(f"starts must be an int >= 1, got {starts!r}")
     trainable, _ = weight_values(model)
     solution = _flatten(trainable)
     rng = np.random.default_rng(seed)
@@ -195,9 +220,12 @@ def sharpness(
     half_widths = box_half_widths(solution, epsilon, subspace)
     loss_and_gradient = _loss_and_gradient(model, x, y, batch_size, training)
     loss = evaluate(model, x, y, batch_size=batch_size, training=training).loss
-    largest = [loss]
+    largest = [loss]  # the current start's largest loss evaluated
     progress = keras.utils.Progbar(
-        max_iterations, verbose=verbose, unit_name="iteration", stateful_metrics=["max_loss"]
+        starts * max_iterations,
+        verbose=verbose,
+        unit_name="iteration",
+        stateful_metrics=["max_loss"],
     )
 
     def negative_loss(z: np.ndarray) -> tuple[float, np.ndarray]:
@@ -208,23 +236,33 @@ def sharpness(
             gradient = subspace.T @ gradient
         return -value, -gradient.astype(np.float64)
 
-    result = scipy.optimize.minimize(
-        negative_loss,
-        rng.uniform(-half_widths, half_widths),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=scipy.optimize.Bounds(-half_widths, half_widths),
-        options={"maxiter": max_iterations},
-        callback=lambda _: progress.add(1, [("max_loss", largest[0])]),
-    )
+    maxima, iterations, evaluations = [], 0, 0
+    for _ in range(starts):
+        largest[0] = loss
+        result = scipy.optimize.minimize(
+            negative_loss,
+            rng.uniform(-half_widths, half_widths),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=scipy.optimize.Bounds(-half_widths, half_widths),
+            options={"maxiter": max_iterations},
+            callback=lambda _: progress.add(1, [("max_loss", largest[0])]),
+        )
+        maxima.append(largest[0])
+        iterations += int(result.nit)
+        evaluations += int(result.nfev)
+    values = [100.0 * (m - loss) / (1.0 + loss) for m in maxima]
     return Sharpness(
-        value=100.0 * (largest[0] - loss) / (1.0 + loss),
+        value=max(values),
         epsilon=epsilon,
         dimension=half_widths.size,
         loss=loss,
-        max_loss=largest[0],
-        iterations=int(result.nit),
-        evaluations=int(result.nfev),
+        max_loss=max(maxima),
+        iterations=iterations,
+        evaluations=evaluations,
+        start_values=tuple(values),
+        min_value=min(values),
+        std_value=float(np.std(values)),
     )
 
 

@@ -25,8 +25,10 @@ class AdaptiveSchedule(BaseSchedule):
     """Grow the batch size to the measured gradient noise scale (McCandlish et al. 2018).
 
     Epoch 0 runs at ``batch_size``. After every epoch the driver's log carries the measured
-    simple noise scale ``gns_b_simple`` (`bsi_keras.train_step.noise_scale`); the next epoch's
-    batch is ``coefficient * B_simple`` rounded down to a multiple of ``multiple_of`` (the
+    simple noise scale ``gns_b_simple`` (`bsi_keras.train_step.noise_scale`: a moving
+    average over a window of training examples) and its standard error ``gns_b_simple_se``,
+    which the reason of every decision records (the rule acts on the value alone); the next
+    epoch's batch is ``coefficient * B_simple`` rounded down to a multiple of ``multiple_of`` (the
     ghost-batch size), never smaller than the current batch, at most ``factor`` times it,
     and at most ``max_batch_size``. The LR is held, or follows the batch by ``scale_lr``
     (linear or sqrt, relative to the initial batch).
@@ -56,6 +58,8 @@ class AdaptiveSchedule(BaseSchedule):
     150
     >>> s.at(2, [{"batch_size": 100}, {"batch_size": 150, "gns_b_simple": 900.0}]).batch_size
     300
+    >>> s.at(1, [{"batch_size": 100, "gns_b_simple": 150.0, "gns_b_simple_se": 36.0}]).reason
+    'B_simple 150 (se 36) x 1 = 150 -> 150'
     """
 
     epochs: int
@@ -91,7 +95,7 @@ class AdaptiveSchedule(BaseSchedule):
         Args:
             epoch: 0-based epoch index, ``0 <= epoch < self.epochs``.
             history: the logs of epochs ``0 .. epoch - 1``, each with ``batch_size`` and,
-                where measured, ``gns_b_simple``.
+                where measured, ``gns_b_simple`` (and ``gns_b_simple_se``).
         """
         if not 0 <= epoch < self.epochs:
             raise IndexError(f"epoch {epoch} is outside the schedule's {self.epochs} epochs")
@@ -99,14 +103,18 @@ class AdaptiveSchedule(BaseSchedule):
             return EpochSetting(epoch, 0, self.batch_size, self.lr)
         current = int(history[-1]["batch_size"])
         measured = float(history[-1].get("gns_b_simple", math.nan))
-        batch, reason = self._next_batch(current, measured)
+        error = float(history[-1].get("gns_b_simple_se", math.nan))
+        batch, reason = self._next_batch(current, measured, error)
         phase = sum(1 for a, b in itertools.pairwise(history) if a["batch_size"] != b["batch_size"])
         phase += batch != current
         return EpochSetting(epoch, phase, batch, self._lr(batch), reason)
 
-    def _next_batch(self, current: int, measured: float) -> tuple[int, str]:
+    def _next_batch(self, current: int, measured: float, error: float) -> tuple[int, str]:
         if not math.isfinite(measured) or measured <= 0:
             return current, f"no usable noise scale measured ({measured}); batch held"
+        # Logs written before the error was measured, or an epoch with one measurement,
+        # have none to give.
+        value = f"{measured:.4g}" + (f" (se {error:.2g})" if math.isfinite(error) else "")
         target = self.coefficient * measured
         batch = int(target // self.multiple_of) * self.multiple_of
         limits = [current * self.factor]
@@ -114,8 +122,8 @@ class AdaptiveSchedule(BaseSchedule):
             limits.append(self.max_batch_size)
         batch = max(current, min([batch, *[int(limit) for limit in limits]]))
         if batch == current:
-            return current, f"B_simple {measured:.4g} x {self.coefficient:g}: batch held"
-        return batch, f"B_simple {measured:.4g} x {self.coefficient:g} = {target:.4g} -> {batch}"
+            return current, f"B_simple {value} x {self.coefficient:g}: batch held"
+        return batch, f"B_simple {value} x {self.coefficient:g} = {target:.4g} -> {batch}"
 
     def _lr(self, batch: int) -> float:
         return scaled_lr(self.lr, batch, self.batch_size, self.scale_lr)

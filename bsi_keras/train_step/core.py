@@ -19,7 +19,7 @@ import keras
 from keras import ops
 
 from bsi_keras.train_step.autodiff import stateless_loss, value_and_grad
-from bsi_keras.train_step.noise_scale import corrected, ema_update, estimate
+from bsi_keras.train_step.noise_scale import NoiseScaleOptions
 from bsi_keras.train_step.sam import SAM
 
 LOSS_DROPOUT_RULES = ("lower", "higher")
@@ -53,35 +53,6 @@ class LossDropout:
     def active(self, epoch: int) -> bool:
         """Whether 0-based ``epoch`` lies in the window."""
         return self.first_epoch <= epoch + 1 <= self.last_epoch
-
-
-@dataclass(frozen=True)
-class NoiseScaleOptions:
-    """Measure the gradient noise scale in the train step (McCandlish et al. 2018).
-
-    Every ``every`` updates, the logical batch of ``B`` examples is run as chunks of
-    ``small_batch`` examples: the chunks' squared gradient norms give ``|G_b|^2``, their
-    average gradient (which is also the update) gives ``|G_B|^2``, and the two give
-    unbiased estimates of ``|G|^2`` and ``tr(Sigma)``
-    (`bsi_keras.train_step.noise_scale.estimate`), folded into bias-corrected moving
-    averages. The logs carry ``gns_grad_sq``, ``gns_trace`` and ``gns_b_simple``.
-
-    Args:
-        every: measure every this many updates (1: every update).
-        small_batch: the small batch ``b`` (a multiple of the ghost batch keeps ghost
-            batches whole; at most ``max_physical_batch`` where that is set).
-        decay: the moving averages' decay per measurement.
-    """
-
-    every: int = 1
-    small_batch: int = 32
-    decay: float = 0.95
-
-    def __post_init__(self) -> None:
-        if self.every < 1 or self.small_batch < 1:
-            raise ValueError("noise scale: every and small_batch must be >= 1")
-        if not 0.0 < self.decay < 1.0:
-            raise ValueError(f"noise scale: decay must be in (0, 1), got {self.decay}")
 
 
 @dataclass(frozen=True)
@@ -186,30 +157,6 @@ def compute_gradients(
         measuring = _in_chunks(model, one_pass, noise.small_batch, measure=True)
         gradients = _every(noise.every, step, measuring, _unmeasured(gradients))
     return gradients(trainable, non_trainable, x, y, sample_weight)
-
-
-def noise_scale_logs(
-    options: NoiseScaleOptions, result: StepGradients, averages: tuple[Any, Any, Any]
-) -> tuple[tuple[Any, Any, Any], dict[str, Any]]:
-    """Fold a step's measurement (if it made one) into the moving averages.
-
-    Args:
-        options: the noise-scale options.
-        result: the step's gradients with ``small_sq`` and ``measured``.
-        averages: ``(|G|^2 sum, tr(Sigma) sum, count)`` before the step.
-
-    Returns:
-        The new averages and the logs ``gns_grad_sq``, ``gns_trace``, ``gns_b_simple``.
-    """
-    big = ops.cast(ops.shape(result.y_pred)[0], "float32")
-    big_sq = sum(ops.sum(ops.square(g)) for g in result.grads)
-    grad_sq, trace = estimate(result.small_sq, big_sq, result.small_size, big)
-    updated = ema_update(averages, grad_sq, trace, options.decay)
-    averages = tuple(
-        ops.where(result.measured > 0.5, new, old) for new, old in zip(updated, averages)
-    )
-    grad_sq, trace, b_simple = corrected(averages, options.decay)
-    return averages, {"gns_grad_sq": grad_sq, "gns_trace": trace, "gns_b_simple": b_simple}
 
 
 def _every(every: int, step: Any, measuring: GradientsFn, plain: GradientsFn) -> GradientsFn:

@@ -11,9 +11,9 @@ from bsi_keras.train_step import keras_private
 from bsi_keras.train_step.core import (
     StepOptions,
     compute_gradients,
-    noise_scale_logs,
     skip_update,
 )
+from bsi_keras.train_step.noise_scale import noise_scale_logs
 from bsi_keras.train_step.state import StepState
 
 
@@ -57,11 +57,11 @@ def make_train_step(options: StepOptions, state: StepState) -> Any:
             self, metrics_values, result.loss, x, y, result.y_pred, sample_weight
         )
         if options.noise_scale is not None:
-            indices = [state.index(self.optimizer, v) for v in state.noise_averages]
-            averages = tuple(optimizer_values[i] for i in indices)
-            averages, extra = noise_scale_logs(options.noise_scale, result, averages)
+            indices = [state.index(self.optimizer, v) for v in state.noise_state]
+            noise = tuple(optimizer_values[i] for i in indices)
+            noise, extra = noise_scale_logs(options.noise_scale, result, noise)
             optimizer_values = list(optimizer_values)
-            for i, value in zip(indices, averages):
+            for i, value in zip(indices, noise):
                 optimizer_values[i] = value
             logs = {**logs, **extra}
         return logs, (trainable, result.non_trainable, optimizer_values, metrics_values)

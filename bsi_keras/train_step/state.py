@@ -12,10 +12,11 @@ import math
 import keras
 
 from bsi_keras.train_step.core import StepOptions
+from bsi_keras.train_step.noise_scale import NOISE_AVERAGES, NOISE_EPOCH_MOMENTS
 
 
 class StepState:
-    """The loss-dropout memory and the noise scale's moving averages.
+    """The loss-dropout memory and the noise scale's moving averages and epoch moments.
 
     Args:
         optimizer: the model's optimizer (built here if needed).
@@ -31,7 +32,7 @@ class StepState:
     ):
         self.options = options
         self.previous_loss = self.active = None
-        self.noise_averages: list[keras.Variable] = []
+        self.noise_state: list[keras.Variable] = []  # NOISE_AVERAGES + NOISE_EPOCH_MOMENTS
         if options.loss_dropout is None and options.noise_scale is None:
             return
         if not optimizer.built:
@@ -42,15 +43,22 @@ class StepState:
             )
             self.active = optimizer.add_variable((), name="loss_dropout_active")
         if options.noise_scale is not None:
-            self.noise_averages = [
+            self.noise_state = [
                 optimizer.add_variable((), name=name)
-                for name in ("gns_grad_sq_sum", "gns_trace_sum", "gns_count")
+                for name in NOISE_AVERAGES + NOISE_EPOCH_MOMENTS
             ]
 
     def begin_epoch(self, epoch: int) -> None:
-        """Open or close the loss-dropout window for 0-based ``epoch``."""
+        """Set up 0-based ``epoch``: the loss-dropout window and fresh noise-scale moments.
+
+        The noise scale's moving averages run on across epochs; only the moments of the
+        epoch's raw measurements (``gns_b_simple_raw``, the spread behind
+        ``gns_b_simple_se``) start afresh.
+        """
         if self.active is not None:
             self.active.assign(1.0 if self.options.loss_dropout.active(epoch) else 0.0)
+        for variable in self.noise_state[len(NOISE_AVERAGES) :]:
+            variable.assign(0.0)
 
     @staticmethod
     def index(optimizer: keras.optimizers.Optimizer, variable: keras.Variable) -> int:

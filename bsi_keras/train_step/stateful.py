@@ -11,9 +11,9 @@ from bsi_keras.train_step import keras_private
 from bsi_keras.train_step.core import (
     StepOptions,
     compute_gradients,
-    noise_scale_logs,
     skip_update,
 )
+from bsi_keras.train_step.noise_scale import noise_scale_logs
 from bsi_keras.train_step.state import StepState
 
 
@@ -57,9 +57,9 @@ def make_train_step(options: StepOptions, state: StepState) -> Any:
         keras_private.update_loss_tracker(self, loss, batch)
         logs = self.compute_metrics(x, y, result.y_pred, sample_weight)
         if options.noise_scale is not None:
-            averages = tuple(v.value for v in state.noise_averages)
-            averages, extra = noise_scale_logs(options.noise_scale, result, averages)
-            for variable, value in zip(state.noise_averages, averages):
+            noise = tuple(v.value for v in state.noise_state)
+            noise, extra = noise_scale_logs(options.noise_scale, result, noise)
+            for variable, value in zip(state.noise_state, noise):
                 variable.assign(value)
             logs = {**logs, **extra}
         return logs
