@@ -16,6 +16,8 @@ import contextlib
 
 import keras
 
+BACKENDS = ("jax", "tensorflow")  # the backends `data_parallel` distributes on
+
 
 def data_parallel() -> tuple[contextlib.AbstractContextManager, int]:
     """Train on every local device from now on.
