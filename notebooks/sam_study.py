@@ -29,7 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bsi_keras import sweep
+from bsi_keras.cli import RunSpec, sweep
 from bsi_keras.optimizers.sam import split_name
 from bsi_keras.run_folder import read_log
 
@@ -84,6 +84,11 @@ def run_study(root: str | os.PathLike, quick: bool = False) -> Path:
     return folder
 
 
+def _spec(run: Path) -> RunSpec:
+    """The run spec a run folder of the study records."""
+    return RunSpec.from_run_config(json.loads((run / "config.json").read_text()), str(run))
+
+
 def _diverged(run: Path) -> bool:
     summary = run / "summary.json"
     return summary.is_file() and json.loads(summary.read_text())["status"] == "diverged"
@@ -110,8 +115,8 @@ def measure_sharpness(
     from bsi_keras.analysis import load_solution, sharpness
     from bsi_keras.data import load_dataset
 
-    args = json.loads((run / "config.json").read_text())["args"]
-    data = load_dataset(args["dataset"], args.get("data_dir"), num_train=examples, num_test=1)
+    model = _spec(run).model
+    data = load_dataset(model.dataset, model.data_dir, num_train=examples, num_test=1)
     model = load_solution(run, summary["epochs_finished"])
     result = sharpness(
         model, data.x_train, data.y_train, epsilon=epsilon, max_iterations=max_iterations
@@ -134,21 +139,21 @@ def collect(folder: str | os.PathLike) -> list[dict[str, Any]]:
     for run in sorted(Path(folder).iterdir()):
         if not (run / "summary.json").is_file():
             continue
-        args = json.loads((run / "config.json").read_text())["args"]
+        spec = _spec(run)
         summary = json.loads((run / "summary.json").read_text())
         cache = run / "sharpness.json"
         seconds = [float(r["epoch_seconds"]) for r in read_log(run / "log.csv")]
-        base = split_name(args["optimizer"])[0]
+        base = split_name(spec.optimizer.name)[0]
         rows.append(
             {
                 "run": run.name,
                 # The recipe's label: the optimizer, and SAM's m where given.
-                "optimizer": args["optimizer"]
-                + (f"_m{args['sam_m']}" if args.get("sam_m") else ""),
+                "optimizer": spec.optimizer.name
+                + (f"_m{spec.optimizer.sam_m}" if spec.optimizer.sam_m else ""),
                 "base": base,
                 "family": "adam" if base == "adam" else "sgd",
-                "batch_size": args["batch_size"],
-                "lr": args["lr"],
+                "batch_size": spec.schedule.batch_size,
+                "lr": spec.schedule.lr,
                 "status": summary["status"],
                 "test_accuracy": summary["final_val_accuracy"],
                 "sharpness": json.loads(cache.read_text())["value"] if cache.is_file() else None,

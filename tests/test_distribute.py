@@ -8,8 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from bsi_keras import cli
 from bsi_keras.run_folder import read_log
+from bsi_keras.train_step import distribute
 
 # Split the CPU into N devices before the backend starts, then run the command line.
 SCRIPT = """
@@ -58,7 +58,7 @@ def train(devices: int, folder) -> list[dict]:
 
 
 @pytest.mark.skipif(
-    keras.backend.backend() not in cli.DISTRIBUTED_BACKENDS, reason="JAX and TensorFlow only"
+    keras.backend.backend() not in distribute.BACKENDS, reason="JAX and TensorFlow only"
 )
 def test_two_devices_follow_one(tmp_path):
     """Same global batches, ghost batches whole on each device: the same trajectory.

@@ -303,9 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         x_direction = random_direction(model, args.seed, args.norm)
     y_direction = random_direction(model, args.seed + 1, args.norm) if args.y else None
     config = RunFolder(args.run).read_config()
-    run_args = config.get("args", {})
+    model_settings = config["spec"]["model"] if "spec" in config else config.get("args", {})
     dataset = load_dataset(
-        config["dataset"]["name"], run_args.get("data_dir"), num_train=args.num_train
+        config["dataset"]["name"], model_settings.get("data_dir"), num_train=args.num_train
     )
     result = loss_landscape(
         model,

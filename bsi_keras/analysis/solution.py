@@ -30,14 +30,27 @@ class Evaluation(NamedTuple):
     accuracy: float
 
 
+def _model_settings(config: dict[str, Any]) -> tuple[str, int | None, float]:
+    """The model name, virtual batch size (None: the whole batch) and weight decay a run's
+    ``config.json`` records: its spec's model part, or an older folder's ``args``."""
+    if "spec" in config:
+        model = config["spec"]["model"]
+        name = model["name"]
+    else:
+        model = config.get("args", {})
+        name = model.get("model", config.get("model", {}).get("name"))
+    return name, model.get("mini_batch_size") or None, model.get("weight_decay", 0.0)
+
+
 def load_solution(run_folder: str | os.PathLike, epoch: int, **model_options: Any) -> keras.Model:
     """Rebuild a run's model from its ``config.json`` and load the weights of ``epoch``.
 
     The run must have kept per-epoch weights (``train(..., save_every_epoch=True)``, CLI
-    ``--saveState``). The model is named by ``config["args"]["model"]`` (the CLI records
-    it) or else ``config["model"]["name"]``; its virtual batch size is ``args``'s
-    ``mini_batch_size`` (0: the whole batch) and its weight decay ``args``'s
-    ``weight_decay``, so that the loss is the training loss. It is compiled with the
+    ``--saveState``). The model is the one the CLI's run spec names
+    (``config["spec"]["model"]``, or an older folder's ``config["args"]``), or else
+    ``config["model"]["name"]``; its virtual batch size is the spec's ``mini_batch_size``
+    (0: the whole batch) and its weight decay the spec's ``weight_decay``, so that the loss
+    is the training loss. It is compiled with the
     sparse categorical cross-entropy and accuracy, as `bsi_keras.experiment.train` does.
 
     Args:
@@ -65,16 +78,16 @@ def load_solution(run_folder: str | os.PathLike, epoch: int, **model_options: An
             f"{path} does not exist (kept: {', '.join(kept) or 'none'}); train with "
             "--saveState / save_every_epoch=True to keep the weights of every epoch"
         )
-    args = config.get("args", {})
+    name, virtual_batch_size, weight_decay = _model_settings(config)
     dataset = config.get("dataset", {})
     options = {
         "input_shape": tuple(dataset["input_shape"]),
         "num_classes": dataset["num_classes"],
-        "virtual_batch_size": args.get("mini_batch_size") or None,
+        "virtual_batch_size": virtual_batch_size,
         **model_options,
     }
-    model = get_model(args.get("model", config.get("model", {}).get("name")), **options)
-    apply_weight_decay(model, args.get("weight_decay", 0.0))
+    model = get_model(name, **options)
+    apply_weight_decay(model, weight_decay)
     # Loaded before compiling: the file's optimizer variables then have no optimizer to
     # fill and are skipped silently.
     model.load_weights(str(path))
