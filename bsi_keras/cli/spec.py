@@ -256,15 +256,7 @@ class RunSpec:
         Raises:
             SpecError: a value out of range, naming its flag.
         """
-        values = vars(args)
-        return cls(
-            **{
-                part: kind(
-                    **{f.name: values[_dest(part, f.name)] for f in dataclasses.fields(kind)}
-                )
-                for part, kind in cls.PARTS.items()
-            }
-        )
+        return cls(**{part: _part(part, kind, vars(args)) for part, kind in cls.PARTS.items()})
 
     @classmethod
     def from_argv(cls, argv: Sequence[str]) -> RunSpec:
@@ -393,6 +385,11 @@ class RunSpec:
 
     def _parts(self) -> list[tuple[str, Part]]:
         return [(part, getattr(self, part)) for part in self.PARTS]
+
+
+def _part(part: str, kind: type[Part], values: Mapping[str, FlagValue]) -> Part:
+    """The part ``kind`` of the flag values ``values`` (by dest)."""
+    return kind(**{f.name: values[_dest(part, f.name)] for f in dataclasses.fields(kind)})
 
 
 def _dest(part: str, name: str) -> str:
