@@ -133,6 +133,20 @@ def available_datasets() -> list[str]:
     return sorted(_LOADERS)
 
 
+def known_sizes(name: str) -> tuple[int, int] | None:
+    """A named dataset's ``(train, test)`` sizes without loading it (None: not known).
+
+    A dry run and the command line's checks ask this table; files in a ``data_dir`` may be
+    of other sizes, so a run still counts the examples it loaded.
+
+    Example:
+
+    >>> known_sizes("mnist_sample"), known_sizes("cifar10")
+    ((4000, 1000), (50000, 10000))
+    """
+    return _SIZES.get(name)
+
+
 def load_dataset(
     name: str,
     data_dir: str | os.PathLike | None = None,
@@ -552,4 +566,15 @@ _LOADERS: dict[str, Callable[..., Dataset]] = {
     "cifar100": functools.partial(_load_cifar, "cifar100"),
     "synthetic": _load_synthetic,
     "synthetic_cifar": _load_synthetic_cifar,
+}
+# (train, test) examples of each named dataset as its loader gives it (synthetic: the
+# `synthetic` defaults).
+_SIZES = {
+    "mnist": (60_000, 10_000),
+    "fashion_mnist": (60_000, 10_000),
+    "mnist_sample": (4_000, 1_000),
+    "synthetic": (1_000, 200),
+    "synthetic_cifar": (1_000, 200),
+    "cifar10": (50_000, 10_000),
+    "cifar100": (50_000, 10_000),
 }

@@ -308,7 +308,11 @@ def sweep_figure(
 
 def _default_title(run: Run) -> str:
     dataset = run.config.get("dataset", {}).get("name", "?")
-    args = run.config.get("args", {})
-    model = args.get("model", run.config.get("model", {}).get("name", "?"))
-    optimizer = args.get("optimizer", run.config.get("optimizer", {}).get("class_name", "?"))
+    spec = run.config.get("spec")
+    if spec:
+        model, optimizer = spec["model"]["name"], spec["optimizer"]["name"]
+    else:  # a folder written before the run spec
+        args = run.config.get("args", {})
+        model = args.get("model", run.config.get("model", {}).get("name", "?"))
+        optimizer = args.get("optimizer", run.config.get("optimizer", {}).get("class_name", "?"))
     return f"{dataset}, {model}, {optimizer}"

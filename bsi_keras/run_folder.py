@@ -47,9 +47,12 @@ LEADING_COLUMNS = (
     "val_accuracy",
     "epoch_seconds",
     "compile_seconds",
+    "train_traces",
     "noise_scale",
 )
-TIMING_COLUMNS = ("epoch_seconds", "compile_seconds")
+# Columns of the machine and the process rather than of the training: a resumed run compiles
+# its steps again, and seconds are never the same twice.
+TIMING_COLUMNS = ("epoch_seconds", "compile_seconds", "train_traces")
 
 
 class RunFolderError(RuntimeError):

@@ -18,7 +18,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from bsi_keras import plots, report, run
+from bsi_keras import plots, run
+from bsi_keras.cli import report
 from bsi_keras.run_folder import RunFolder
 
 QUICK = os.environ.get("BSI_QUICK") == "1"

@@ -29,7 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bsi_keras import sweep
+from bsi_keras.cli import RunSpec, sweep
 from bsi_keras.optimizers import split_name
 from bsi_keras.run_folder import RunFolder
 
@@ -84,6 +84,11 @@ def run_study(root: str | os.PathLike, quick: bool = False) -> Path:
     return folder
 
 
+def _spec(run: Path) -> RunSpec:
+    """The run spec a run folder of the study records."""
+    return RunSpec.from_run_config(RunFolder(run).read_config(), str(run))
+
+
 def _diverged(run: Path) -> bool:
     folder = RunFolder(run)
     return folder.summary_path.is_file() and folder.read_summary()["status"] == "diverged"
@@ -111,8 +116,8 @@ def measure_sharpness(
     from bsi_keras.analysis import load_solution, sharpness
     from bsi_keras.data import load_dataset
 
-    args = folder.read_config()["args"]
-    data = load_dataset(args["dataset"], args.get("data_dir"), num_train=examples, num_test=1)
+    model = _spec(run).model
+    data = load_dataset(model.dataset, model.data_dir, num_train=examples, num_test=1)
     model = load_solution(run, summary["epochs_finished"])
     result = sharpness(
         model, data.x_train, data.y_train, epsilon=epsilon, max_iterations=max_iterations
@@ -136,21 +141,21 @@ def collect(folder: str | os.PathLike) -> list[dict[str, Any]]:
         run_folder = RunFolder(run)
         if not run_folder.summary_path.is_file():
             continue
-        args = run_folder.read_config()["args"]
+        spec = _spec(run)
         summary = run_folder.read_summary()
         cache = run / "sharpness.json"
         seconds = [float(r["epoch_seconds"]) for r in run_folder.read_log()]
-        base = split_name(args["optimizer"])[0]
+        base = split_name(spec.optimizer.name)[0]
         rows.append(
             {
                 "run": run.name,
                 # The recipe's label: the optimizer, and SAM's m where given.
-                "optimizer": args["optimizer"]
-                + (f"_m{args['sam_m']}" if args.get("sam_m") else ""),
+                "optimizer": spec.optimizer.name
+                + (f"_m{spec.optimizer.sam_m}" if spec.optimizer.sam_m else ""),
                 "base": base,
                 "family": "adam" if base == "adam" else "sgd",
-                "batch_size": args["batch_size"],
-                "lr": args["lr"],
+                "batch_size": spec.schedule.batch_size,
+                "lr": spec.schedule.lr,
                 "status": summary["status"],
                 "test_accuracy": summary["final_val_accuracy"],
                 "sharpness": json.loads(cache.read_text())["value"] if cache.is_file() else None,

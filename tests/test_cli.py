@@ -1,10 +1,12 @@
 """The command line: refusals before training, dry runs, and short end-to-end runs."""
 
+import dataclasses
 import json
 
 import pytest
 
-from bsi_keras import cli, report, run
+from bsi_keras import cli, run
+from bsi_keras.cli import report
 from bsi_keras.run_folder import read_log
 
 TINY = ["--dataset", "mnist_sample", "--num_train", "400", "--num_test", "100", "--verbose", "0"]
@@ -106,6 +108,13 @@ def test_end_to_end_log_rows(tmp_path):
     )
     assert config["environment"]["backend"] in ("tensorflow", "jax", "torch")
     assert config["schedule"]["phases"][2]["batch_size"] == 400
+    assert "args" not in config  # the spec, not argparse's names
+    spec = cli.RunSpec.from_config(config["spec"])
+    assert (spec.schedule.batch_size, spec.model.num_train, spec.run.filename) == (
+        20,
+        400,
+        str(folder),
+    )
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["total_updates"] == 25
 
@@ -173,3 +182,62 @@ def test_flag_table_lists_every_flag():
         for flag in action.option_strings:
             if flag not in ("-h", "--help"):
                 assert f"`{flag}`" in table
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--dataset", "cifar10"],
+        ["--dataset", "cifar10", "--LRD", "--no_augment", "--scale_lr", "linear"],
+        ["--optimizer", "asam_momentum", "--rho", "1.0", "--eta", "0", "--sam_m", "16"],
+        ["--schedule", "adaptive", "--theta", "0.5", "--mini_batch_size", "0"],
+        ["--phases", "2x10@0.1,1x20@0.05", "--loss_dropout", "--saveState"],
+    ],
+)
+def test_spec_round_trips_through_its_config_and_flags(argv):
+    spec = cli.RunSpec.from_argv(argv)
+    stored = json.loads(json.dumps(spec.to_config()))  # as config.json keeps it
+    assert cli.RunSpec.from_config(stored) == spec
+    assert cli.RunSpec.from_argv(spec.to_argv()) == spec
+
+
+def test_a_bad_value_anywhere_raises_one_error_naming_the_flag(capsys):
+    with pytest.raises(cli.SpecError) as info:
+        cli.RunSpec.from_argv(["--lr", "-1"])
+    assert info.value.flag == "--lr"
+    assert str(info.value) == "argument --lr: must be a positive number, got -1.0"
+    spec = cli.RunSpec.from_argv([])
+    with pytest.raises(cli.SpecError, match="argument --momentum: must be in"):
+        dataclasses.replace(spec.optimizer, momentum=1.5)
+    config = spec.to_config()
+    config["model"]["mini_batch_size"] = 500
+    with pytest.raises(cli.SpecError, match="argument --mini_batch_size: the virtual batch"):
+        cli.RunSpec.from_config(config)
+    err = refuse(["--lr", "-1"], capsys)
+    assert "error: argument --lr: must be a positive number, got -1.0" in err
+
+
+def updates_per_epoch(out: str) -> list[int]:
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    return [int(float(r[5])) for r in rows]
+
+
+def test_dry_run_with_drop_remainder_counts_floor_updates(capsys):
+    argv = ["--dry-run", "--dataset", "mnist_sample", "--schedule", "constant"]
+    argv += ["--epochs", "2", "--batch_size", "300"]
+    assert run.main(argv) == 0
+    kept = capsys.readouterr().out
+    assert updates_per_epoch(kept) == [14] and "total updates: 28" in kept  # ceil(4000 / 300)
+    assert run.main([*argv, "--drop_remainder"]) == 0
+    dropped = capsys.readouterr().out
+    assert updates_per_epoch(dropped) == [13] and "total updates: 26" in dropped  # floor
+    assert "last partial batch dropped" in dropped
+
+
+def test_the_size_table_matches_the_loaded_data():
+    from bsi_keras.data import known_sizes, load_dataset
+
+    for name in ("mnist_sample", "synthetic", "synthetic_cifar"):
+        dataset = load_dataset(name)
+        assert known_sizes(name) == (len(dataset.x_train), len(dataset.x_test))

@@ -22,7 +22,7 @@ def test_cifar_defaults_give_the_reference_totals(capsys):
     out = dry(["--dataset", "cifar10", "--schedule", "all"], capsys)
     for total in ("78200", "34520", "29000"):
         assert f"total updates: {total}" in out
-    _, args = cli.parse(["--dataset", "cifar10"])
+    args = cli.parse(["--dataset", "cifar10"])
     assert (args.model, args.mini_batch_size, args.epochs, args.milestones) == (
         "wrn_16_4",
         128,
@@ -45,7 +45,7 @@ def test_cifar_defaults_give_the_reference_totals(capsys):
     ],
 )
 def test_reference_switches_are_real_booleans(argv, schedule):
-    _, args = cli.parse(["--dataset", "cifar10", *argv])
+    args = cli.parse(["--dataset", "cifar10", *argv])
     assert args.schedule == schedule
 
 
@@ -159,7 +159,8 @@ def test_wrn_16_4_two_epochs_on_cifar_shaped_data(tmp_path):
     assert [int(r["batch_size"]) for r in rows] == [64, 128]
     assert [int(r["epoch_updates"]) for r in rows] == [2, 1]  # one update per logical batch
     config = json.loads((folder / "config.json").read_text())
-    assert config["args"]["model"] == "wrn_16_4" and config["model"]["parameters"] > 2_700_000
+    assert config["spec"]["model"]["name"] == "wrn_16_4"
+    assert config["model"]["parameters"] > 2_700_000
 
 
 def test_loss_dropout_run_counts_updates(tmp_path):

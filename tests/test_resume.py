@@ -195,3 +195,64 @@ def test_checkpoint_written_as_a_dict_loads_as_run_state(tmp_path):
     checkpoint.save(tmp_path, model, expected)  # and it is written back in the same format
     with np.load(checkpoint.checkpoint_path(tmp_path)) as f:
         assert json.loads(str(f["state_json"])) == old_state
+
+
+TINY_ALL = ["--dataset", "mnist_sample", "--num_train", "200", "--num_test", "50"]
+TINY_ALL += ["--schedule", "all", "--epochs", "3", "--batch_size", "20", "--verbose", "0"]
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("compared") / "all"
+    assert run.main([*TINY_ALL, "--filename", str(folder)]) == 0
+    return folder
+
+
+def test_a_schedule_all_run_resumes_its_own_schedule_under_any_folder_name(compared, tmp_path):
+    import shutil
+
+    from bsi_keras.cli.resume import resumed_spec
+
+    copy = tmp_path / "fast_bsi"  # a folder name that names another schedule
+    shutil.copytree(compared / "hybrid", copy)
+    before = rows_without_timing(copy)
+    spec, stored = resumed_spec(str(copy), {})
+    assert spec.schedule.name == "hybrid" and stored["name"] == "hybrid"
+    assert run.main(["--resume", str(copy), "--verbose", "0"]) == 0
+    assert rows_without_timing(copy) == before
+
+
+def test_resume_refuses_a_spec_that_no_longer_gives_the_stored_schedule(compared, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(compared / "increase_bs", copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["spec"]["schedule"]["factor"] = 2.0  # as if edited by hand
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit) as info:
+        run.main(["--resume", str(copy)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --resume:" in err and "refusing to resume" in err
+
+
+def test_a_folder_written_before_the_spec_still_resumes(uninterrupted, tmp_path):
+    """An older config.json holds argparse's names (``args``), some spelled otherwise."""
+    import shutil
+
+    from bsi_keras.cli import RunSpec
+
+    copy = tmp_path / "old"
+    shutil.copytree(uninterrupted, copy)
+    config = json.loads((copy / "config.json").read_text())
+    args = RunSpec.from_config(config.pop("spec")).flags()
+    args["saveState"] = args.pop("save_state")
+    args["doubleEndFactor"] = args.pop("double_end_factor")
+    (copy / "config.json").write_text(json.dumps({**config, "args": {**args, "dry_run": False}}))
+    before = rows_without_timing(copy)
+    assert run.main(["--resume", str(copy), "--verbose", "0"]) == 0
+    assert rows_without_timing(copy) == before
+    with pytest.raises(SystemExit) as info:
+        run.main(["--resume", str(copy), "--lr", "0.3"])
+    assert info.value.code == 2

@@ -231,8 +231,8 @@ def test_sam_names_give_the_base_optimizer_and_the_step_option():
     ],
 )
 def test_cli_step_options(argv, expected):
-    _, args = cli.parse(["--dataset", "mnist_sample", *argv])
-    assert cli.step_options(args).sam == expected
+    spec = cli.RunSpec.from_argv(["--dataset", "mnist_sample", *argv])
+    assert spec.step_options().sam == expected
 
 
 @pytest.mark.parametrize(
@@ -265,5 +265,5 @@ def test_cli_sam_sgd_short_run(tmp_path):
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["total_updates"] == 8
     config = json.loads((folder / "config.json").read_text())
-    assert config["args"]["optimizer"] == "sam_sgd"
+    assert config["spec"]["optimizer"]["name"] == "sam_sgd"
     assert config["optimizer"]["class_name"] == "SGD"

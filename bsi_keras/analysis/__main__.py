@@ -26,7 +26,7 @@ from bsi_keras.analysis.landscape import (
     random_direction,
     target_direction,
 )
-from bsi_keras.analysis.solution import load_solution
+from bsi_keras.analysis.solution import load_solution, model_settings
 from bsi_keras.data import load_dataset
 from bsi_keras.run_folder import RunFolder
 
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         x_direction = random_direction(model, args.seed, args.norm)
     y_direction = random_direction(model, args.seed + 1, args.norm) if args.y else None
     config = RunFolder(args.run).read_config()
-    run_args = config.get("args", {})
+    run_args = model_settings(config)
     dataset = load_dataset(
         config["dataset"]["name"], run_args.get("data_dir"), num_train=args.num_train
     )

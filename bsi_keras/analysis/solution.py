@@ -30,6 +30,23 @@ class Evaluation(NamedTuple):
     accuracy: float
 
 
+def model_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The model part of a run's ``config.json``: its run spec's (``config["spec"]["model"]``,
+    see `bsi_keras.cli.RunSpec`), or an older folder's ``args``, under the spec's names
+    (``name``, ``mini_batch_size``, ``weight_decay``, ``data_dir``, ...).
+
+    Example:
+
+    >>> model_settings({"args": {"model": "mnist_cnn", "weight_decay": 0.0}})["name"]
+    'mnist_cnn'
+    """
+    if "spec" in config:
+        return dict(config["spec"]["model"])
+    settings = dict(config.get("args", {}))
+    settings["name"] = settings.pop("model", config.get("model", {}).get("name"))
+    return settings
+
+
 def load_solution(run_folder: str | os.PathLike, epoch: int, **model_options: Any) -> keras.Model:
     """The model of a run folder as it was after ``epoch``, compiled for evaluation.
 
@@ -37,9 +54,9 @@ def load_solution(run_folder: str | os.PathLike, epoch: int, **model_options: An
     ``--saveState``): the snapshot ``weights/epoch_NNN.keras`` is read with
     `keras.saving.load_model`, so the model has its weight decay and the loss is the
     training loss. With ``model_options``, the model is instead rebuilt from ``config.json``
-    with those options and the snapshot's weights: named by ``config["args"]["model"]`` (the
-    CLI records it) or else ``config["model"]["name"]``, with ``args``'s ``mini_batch_size``
-    as virtual batch size (0: the whole batch) and its ``weight_decay``. A run folder
+    with those options and the snapshot's weights: the model `model_settings` names, with
+    its ``mini_batch_size`` as virtual batch size (0: the whole batch) and its
+    ``weight_decay``. A run folder
     written before snapshots existed (``weights/epoch_NNN.weights.h5``) is always rebuilt
     that way. The model is compiled with the sparse categorical cross-entropy and accuracy,
     as `bsi_keras.experiment.train` does.
@@ -83,16 +100,16 @@ def load_solution(run_folder: str | os.PathLike, epoch: int, **model_options: An
 
 def _rebuild(config: dict[str, Any], model_options: dict[str, Any]) -> keras.Model:
     """A new model as the run's ``config.json`` describes it, ``model_options`` overriding."""
-    args = config.get("args", {})
+    settings = model_settings(config)
     dataset = config.get("dataset", {})
     options = {
         "input_shape": tuple(dataset["input_shape"]),
         "num_classes": dataset["num_classes"],
-        "virtual_batch_size": args.get("mini_batch_size") or None,
-        "weight_decay": args.get("weight_decay", 0.0),
+        "virtual_batch_size": settings.get("mini_batch_size") or None,
+        "weight_decay": settings.get("weight_decay", 0.0),
         **model_options,
     }
-    return get_model(args.get("model", config.get("model", {}).get("name")), **options)
+    return get_model(settings["name"], **options)
 
 
 def weight_values(model: keras.Model) -> tuple[list[np.ndarray], list[np.ndarray]]:

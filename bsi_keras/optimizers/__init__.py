@@ -21,6 +21,7 @@ from keras import ops
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "nadam", "adagrad", "adadelta", "rmsprop")
 # Name prefixes that hand the step to SAM / ASAM (`bsi_keras.train_step.sam`).
 SAM_VARIANTS = ("sam", "asam")
+SGD_FAMILY = ("sgd", "momentum", "nesterov")  # the optimizers that take a momentum
 
 
 def get_optimizer(
@@ -57,10 +58,9 @@ def get_optimizer(
         )
     name = split_name(name)[0]
     common = {"learning_rate": lr, "global_clipnorm": clip_norm, **options}
-    if name in ("sgd", "momentum", "nesterov"):
-        default = 0.0 if name == "sgd" else 0.9
+    if name in SGD_FAMILY:
         return SGD(
-            momentum=default if momentum is None else momentum,
+            momentum=default_momentum(name) if momentum is None else momentum,
             nesterov=name == "nesterov",
             **common,
         )
@@ -74,6 +74,17 @@ def get_optimizer(
         "rmsprop": keras.optimizers.RMSprop,
     }
     return classes[name](**common)
+
+
+def default_momentum(name: str) -> float:
+    """The momentum an optimizer name uses when none is given (0: none).
+
+    Example:
+
+    >>> default_momentum("nesterov"), default_momentum("sam_sgd"), default_momentum("adam")
+    (0.9, 0.0, 0.0)
+    """
+    return 0.9 if split_name(name)[0] in ("momentum", "nesterov") else 0.0
 
 
 def is_optimizer_name(name: str) -> bool:

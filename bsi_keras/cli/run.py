@@ -1,0 +1,285 @@
+"""Command line: ``python -m bsi_keras.run --schedule increase_bs``; `execute` runs a `RunSpec`.
+
+Trains a model with a batch-size / learning-rate schedule into a run folder (see
+`bsi_keras.cli.flags` for the flags). ``--schedule all`` runs decay_lr, hybrid and
+increase_bs from the same initial weights and draws the comparison figure; ``--resume
+RUN_FOLDER`` continues a run from its checkpoint (`bsi_keras.cli.resume`); ``--dry-run``
+prints the phase table.
+
+Example:
+
+>>> spec = RunSpec.from_argv(["--epochs", "3", "--batch_size", "300", "--drop_remainder"])
+>>> execute(spec, dry_run=True)  # doctest: +ELLIPSIS
+increase_bs on N = 4000 training examples, last partial batch dropped, momentum 0.9:
+...
+  total updates: 16
+0
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import keras
+
+from bsi_keras.cli import flags
+from bsi_keras.cli.checks import SpecError
+from bsi_keras.cli.resume import resumed_spec
+from bsi_keras.cli.spec import RunSpec
+from bsi_keras.data import Dataset
+from bsi_keras.schedules import AdaptiveSchedule, BaseSchedule, EpochPlan
+
+DRY_RUN_COLUMNS = (
+    "phase",
+    "epochs",
+    "first_epoch",
+    "batch_size",
+    "lr",
+    "updates_per_epoch",
+    "cumulative_updates",
+    "noise_scale",
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit code (2: a refused flag)."""
+    parser = flags.build_parser()
+    try:
+        args = flags.parse(argv)
+        if args.resume:
+            spec, stored_schedule = resumed_spec(args.resume, flags.explicit_flags(argv))
+            return execute(spec, dry_run=args.dry_run, stored_schedule=stored_schedule)
+        return execute(RunSpec.from_args(args), dry_run=args.dry_run)
+    except SpecError as error:
+        parser.error(str(error))
+
+
+def execute(
+    spec: RunSpec,
+    *,
+    dry_run: bool = False,
+    stored_schedule: Mapping[str, object] | None = None,
+) -> int:
+    """Train the run(s) of ``spec`` (or print their phase tables); return the exit code.
+
+    Args:
+        spec: the run; with ``--schedule all``, three runs into sub-folders.
+        dry_run: print the phase tables and train nothing.
+        stored_schedule: to resume: the run's ``config.json`` schedule, which the schedule
+            rebuilt from ``spec`` must equal.
+
+    Returns:
+        0 when every run finished, 1 when one did not or its folder or data failed, 128 +
+        the signal number when a signal stopped it.
+
+    Raises:
+        SpecError: a value that makes no run here (a batch larger than the training set, a
+            model that cannot take the data, a schedule that differs from the stored one).
+    """
+    runs = _runs(spec)
+    num_train = spec.model.train_size()
+    built = _schedules(runs, num_train)
+    if dry_run:
+        plan = EpochPlan(num_train, spec.run.drop_remainder)
+        for schedule in built:
+            print_dry_run(schedule, plan, spec.optimizer.effective_momentum)
+        return 0
+    from bsi_keras.checkpoint import CheckpointError
+    from bsi_keras.driver import TrainingInterrupted
+    from bsi_keras.run_folder import RunFolderError
+
+    try:
+        return _train_all(runs, built, num_train, stored_schedule)
+    except (RunFolderError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except TrainingInterrupted as interrupted:
+        print(
+            f"stopped: {interrupted}. Resume with: python -m bsi_keras.run --resume "
+            f"{interrupted.run_dir}",
+            file=sys.stderr,
+        )
+        return 128 + interrupted.signum
+
+
+def print_dry_run(schedule: BaseSchedule, plan: EpochPlan, momentum: float) -> None:
+    """Print a schedule's phase table and its total updates on ``plan``'s epochs."""
+    if isinstance(schedule, AdaptiveSchedule):
+        print(
+            f"adaptive: starts at batch {schedule.batch_size}, LR {schedule.lr:g}; after each "
+            f"epoch the batch becomes {schedule.coefficient:g} x the measured B_simple (in "
+            f"multiples of {schedule.multiple_of}), never shrinking, at most x{schedule.factor:g} "
+            f"per epoch, capped at {schedule.max_batch_size}. The batch sizes depend on "
+            "measurements; the fastest growth the rule allows:"
+        )
+    schedule = schedule.tabulated()
+    dropped = ", last partial batch dropped" if plan.drop_remainder else ""
+    print(
+        f"{schedule.name} on N = {plan.num_examples} training examples{dropped}, "
+        f"momentum {momentum}:"
+    )
+    print("  " + " ".join(f"{h:>18}" for h in DRY_RUN_COLUMNS))
+    for row in schedule.table(plan, momentum):
+        print("  " + " ".join(f"{row[h]:>18.6g}" for h in DRY_RUN_COLUMNS))
+    if schedule.curve is not None:
+        print(f"  per-update LR curve: {schedule.curve}")
+    print(f"  total updates: {schedule.total_updates(plan)}")
+
+
+def _runs(spec: RunSpec) -> list[RunSpec]:
+    """One spec per run folder: ``--schedule all`` is three, each with its own schedule."""
+    names = spec.schedule.names()
+    root = spec.run.filename or _default_folder(spec)
+    if len(names) == 1:
+        return [dataclasses.replace(spec, run=dataclasses.replace(spec.run, filename=root))]
+    return [
+        dataclasses.replace(
+            spec,
+            schedule=dataclasses.replace(spec.schedule, name=name),
+            run=dataclasses.replace(spec.run, filename=str(Path(root) / name)),
+        )
+        for name in names
+    ]
+
+
+def _schedules(runs: Sequence[RunSpec], num_train: int) -> list[BaseSchedule]:
+    return [run.build_schedule(num_train) for run in runs]
+
+
+def _train_all(
+    runs: Sequence[RunSpec],
+    built: Sequence[BaseSchedule],
+    num_train: int,
+    stored_schedule: Mapping[str, object] | None,
+) -> int:
+    from bsi_keras.data import DatasetUnavailable, load_dataset
+
+    model = runs[0].model
+    try:
+        options = {"augment": False} if model.no_augment else {}
+        dataset = load_dataset(model.dataset, model.data_dir, *model.subset, **options)
+    except DatasetUnavailable as error:
+        print(f"error: --dataset {model.dataset}: {error}", file=sys.stderr)
+        return 1
+    if len(dataset.x_train) != num_train:  # a local file of another size
+        built = _schedules(runs, len(dataset.x_train))
+    if stored_schedule is not None:
+        _check_stored(built[0], stored_schedule, runs[0].run.filename)
+    _check_model(runs[0], dataset)
+    record = {"command": " ".join(sys.argv)}
+    if runs[0].run.deterministic:
+        from bsi_keras.runtime.determinism import enable_determinism
+
+        record["determinism"] = enable_determinism()
+    for run, schedule in zip(runs, built, strict=True):
+        summary = _train_one(run, dataset, schedule, record, resume=stored_schedule is not None)
+        if summary["status"] != "finished":
+            return 1
+    if len(runs) > 1:
+        from bsi_keras import plots
+
+        folders = [Path(run.run.filename) for run in runs]
+        figure = plots.comparison_figure(folders, folders[0].parent / "comparison.png")
+        print(f"comparison figure: {figure}")
+    return 0
+
+
+def _check_stored(schedule: BaseSchedule, stored: Mapping[str, object], folder: str) -> None:
+    """Refuse to resume a run whose spec no longer rebuilds the schedule it trained with."""
+    if json.loads(json.dumps(schedule.to_config())) != stored:
+        raise SpecError(
+            "--resume",
+            f"the schedule rebuilt from {folder}'s spec ({schedule.describe()}) is not the "
+            "one in its config.json; refusing to resume it with another schedule",
+        )
+
+
+def _build_model(spec: RunSpec, dataset: Dataset) -> keras.Model:
+    from bsi_keras.models import get_model
+
+    return get_model(
+        spec.model.name,
+        input_shape=dataset.input_shape,
+        num_classes=dataset.num_classes,
+        virtual_batch_size=spec.model.mini_batch_size or None,
+        weight_decay=spec.model.weight_decay,
+    )
+
+
+def _check_model(spec: RunSpec, dataset: Dataset) -> None:
+    """Refuse a model that cannot take the dataset's inputs before any run starts."""
+    try:
+        _build_model(spec, dataset)
+    except (ValueError, TypeError) as error:
+        raise SpecError(
+            "--model",
+            f"{spec.model.name} cannot be built for {dataset.name}'s inputs "
+            f"{dataset.input_shape}: {error}",
+        ) from None
+
+
+def _train_one(
+    spec: RunSpec,
+    dataset: Dataset,
+    schedule: BaseSchedule,
+    record: Mapping[str, str],
+    resume: bool,
+) -> dict:
+    from bsi_keras.experiment import train
+
+    options = spec.run
+    keras.utils.set_random_seed(options.seed)
+    with _distribution_scope(options.distribute):
+        model = _build_model(spec, dataset)
+        optimizer = spec.optimizer.build(schedule.at(0).lr)
+    print(f"{schedule.name}: {schedule.describe()} -> {options.filename}")
+    verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    _, summary = train(
+        model,
+        dataset,
+        schedule,
+        optimizer,
+        options.filename,
+        seed=options.seed,
+        config={"spec": spec.to_config(), **record},
+        tensorboard=options.tensorboard,
+        save_every_epoch=options.save_state,
+        verbose=verbose,
+        eval_batch_size=options.eval_batch_size,
+        drop_remainder=options.drop_remainder,
+        checkpoint_every=options.checkpoint_every,
+        step_options=spec.step_options(),
+        reset_optimizer=spec.step.reset_optimizer,
+        resume=resume,
+    )
+    accuracy = summary["final_val_accuracy"]
+    print(
+        f"{schedule.name}: {summary['status']}, test accuracy "
+        f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}, {summary['total_updates']} "
+        f"updates, {summary['train_seconds']:.1f} s training "
+        f"(+{summary['compile_seconds']:.1f} s compile)"
+    )
+    return summary
+
+
+def _distribution_scope(distribute: bool) -> contextlib.AbstractContextManager:
+    """The scope models are built in: data-parallel with ``--distribute``."""
+    if not distribute:
+        return contextlib.nullcontext()
+    from bsi_keras.runtime.distribution import data_parallel
+
+    scope, devices = data_parallel()
+    print(f"data-parallel over {devices} devices; batch sizes are global")
+    return scope
+
+
+def _default_folder(spec: RunSpec) -> str:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    parts = (spec.model.dataset, spec.model.name, spec.schedule.name, spec.optimizer.name)
+    return f"runs/{'_'.join(parts)}_{stamp}"

@@ -1,0 +1,185 @@
+"""The schedule part of a run spec: the schedule flags as one frozen value, and its schedule.
+
+Example:
+
+>>> spec = ScheduleSpec("increase_bs", epochs=6, batch_size=100, lr=0.1, milestones=(2, 4))
+>>> spec.build(4000).describe()
+'2x100@0.1, 2x500@0.1, 2x2500@0.1'
+>>> ScheduleSpec("constant", lr=-1.0)
+Traceback (most recent call last):
+...
+bsi_keras.cli.checks.SpecError: argument --lr: must be a positive number, got -1.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bsi_keras import schedules
+from bsi_keras.cli import checks
+from bsi_keras.cli.checks import SpecError
+from bsi_keras.cli.flags import COMPARED, SCHEDULES
+from bsi_keras.schedules import BaseSchedule, ScheduleError
+
+# Schedule parameters whose flag has another name.
+FLAG_OF_PARAM = {
+    "max_batch_size": "--max",
+    "lr_curve": "--lr_curve",
+    "reference_batch": "--reference_batch",
+}
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """The batch-size / learning-rate schedule a run asks for (one field per flag).
+
+    Args:
+        name: ``--schedule``: one of `bsi_keras.cli.flags.SCHEDULES`, or ``all`` (decay_lr,
+            hybrid and increase_bs side by side).
+        phases: ``--phases`` ``EPOCHSxBATCH@LR,...``: the whole schedule, or None.
+        epochs, batch_size, lr, milestones, factor, max, cap, grow_steps, double_end_factor,
+        factor1, factor2, factor3, fast_start, lr_growth: the builders' parameters
+            (`bsi_keras.schedules`), as the flags of the same names.
+        regime_adaptation, scale_lr, reference_batch, warmup_epochs, lr_curve, cycle_epochs,
+        min_lr: the transforms applied to the built schedule.
+        coefficient, theta: the adaptive schedule's rule.
+    """
+
+    name: str = "increase_bs"
+    phases: str | None = None
+    epochs: int = 6
+    batch_size: int = 100
+    lr: float = 0.05
+    milestones: tuple[int, ...] = (2, 4)
+    factor: float = 5.0
+    max: int | None = None
+    cap: str = "clamp"
+    grow_steps: int = 1
+    double_end_factor: bool = False
+    factor1: float = 4.0
+    factor2: float = 4.0
+    factor3: float = 50.0
+    fast_start: int = 6
+    lr_growth: float = 1.3
+    regime_adaptation: bool = False
+    scale_lr: str = "none"
+    reference_batch: int = 256
+    warmup_epochs: float = 0.0
+    lr_curve: str = "constant"
+    cycle_epochs: float = 0.0
+    min_lr: float = 0.0
+    coefficient: float = 1.0
+    theta: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+        checks.one_of("--schedule", self.name, (*SCHEDULES, "all"))
+        checks.one_of("--cap", self.cap, schedules.CAP_POLICIES)
+        checks.one_of("--scale_lr", self.scale_lr, schedules.SCALING_RULES)
+        checks.one_of("--lr_curve", self.lr_curve, schedules.CURVE_SHAPES)
+        for flag in ("epochs", "batch_size", "reference_batch"):
+            checks.positive_int(f"--{flag}", getattr(self, flag))
+        checks.positive_int("--max", self.max, optional=True)
+        for flag in ("lr", "factor", "factor1", "factor2", "factor3", "lr_growth"):
+            checks.positive_number(f"--{flag}", getattr(self, flag))
+        for flag in ("warmup_epochs", "cycle_epochs", "min_lr"):
+            checks.non_negative_number(f"--{flag}", getattr(self, flag))
+        checks.positive_number("--theta", self.theta, optional=True)
+        checks.positive_number("--coefficient", self.coefficient)
+        if self.name == "adaptive":
+            for flag in ("regime_adaptation", "warmup_epochs"):
+                if getattr(self, flag):
+                    raise SpecError(f"--{flag}", "not with --schedule adaptive")
+            if self.lr_curve != "constant":
+                raise SpecError("--lr_curve", "not with --schedule adaptive")
+
+    def names(self) -> tuple[str, ...]:
+        """The schedules this spec runs: the three compared ones for ``all``, else its own."""
+        return COMPARED if self.name == "all" and not self.phases else (self.name,)
+
+    def build(self, num_train: int, multiple_of: int = 1) -> BaseSchedule:
+        """The schedule for a training set of ``num_train`` examples.
+
+        Args:
+            num_train: the training examples per epoch.
+            multiple_of: the adaptive schedule's batch sizes are multiples of this (the
+                ghost batch size).
+
+        Raises:
+            SpecError: values that make no schedule here, naming the flag.
+        """
+        if self.batch_size > num_train:
+            raise SpecError(
+                "--batch_size",
+                f"{self.batch_size} is larger than the training set ({num_train} examples)",
+            )
+        if self.max is not None and self.max > num_train:
+            raise SpecError("--max", f"{self.max} is larger than the training set ({num_train})")
+        if self.name == "all" and not self.phases:
+            raise SpecError("--schedule", "'all' is three runs: build each of names()")
+        max_batch = self.max or num_train
+        try:
+            if self.name == "adaptive":
+                return self._adaptive(max_batch, multiple_of)
+            schedule = self._base(max_batch)
+            if self.regime_adaptation:
+                schedule = schedules.stretch_epochs(schedule, self.reference_batch)
+            schedule = schedules.scale_lr(schedule, self.scale_lr, self.reference_batch)
+            return schedules.with_curve(schedule, self._curve())
+        except ScheduleError as error:
+            flag = FLAG_OF_PARAM.get(error.param, f"--{error.param}")
+            raise SpecError(flag, str(error).split(": ", 1)[1]) from None
+
+    def _adaptive(self, max_batch: int, multiple_of: int) -> schedules.AdaptiveSchedule:
+        return schedules.AdaptiveSchedule(
+            self.epochs,
+            self.batch_size,
+            self.lr,
+            coefficient=self.coefficient,
+            factor=self.factor,
+            max_batch_size=max_batch,
+            multiple_of=multiple_of,
+            scale_lr=self.scale_lr,
+            theta=self.theta,
+        )
+
+    def _base(self, max_batch: int) -> schedules.Schedule:
+        if self.phases:
+            try:
+                return schedules.from_phases(self.phases)
+            except ScheduleError as error:
+                raise SpecError("--phases", str(error)) from None
+        common = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
+        factor = int(self.factor) if float(self.factor).is_integer() else self.factor
+        stepped = {**common, "milestones": list(self.milestones)}
+        capped = {"max_batch_size": max_batch, "cap": self.cap}
+        if self.name == "constant":
+            return schedules.constant(**common)
+        if self.name == "decay_lr":
+            return schedules.decay_lr(**stepped, factor=factor)
+        if self.name == "increase_bs":
+            return schedules.increase_bs(
+                **stepped, factor=factor, double_end_factor=self.double_end_factor, **capped
+            )
+        if self.name == "hybrid":
+            return schedules.hybrid(**stepped, factor=factor, grow_steps=self.grow_steps, **capped)
+        if self.name == "mixed_bsi":
+            factors = {"factor1": self.factor1, "factor2": self.factor2, "factor3": self.factor3}
+            return schedules.mixed_bsi(**stepped, **factors, **capped)
+        return schedules.fast_bsi(
+            **common,
+            max_batch_size=max_batch,
+            start_epoch=self.fast_start - 1,
+            lr_growth=self.lr_growth,
+            milestones=list(self.milestones),
+            instant=self.name == "instant_bsi",
+        )
+
+    def _curve(self) -> schedules.StepCurve | None:
+        if self.lr_curve == "constant" and not self.warmup_epochs:
+            return None
+        # Goyal et al. ramp from the base LR to the scaled one; without scaling, from zero.
+        start = self.lr if self.scale_lr != "none" else 0.0
+        return schedules.StepCurve(
+            self.lr_curve, self.warmup_epochs, start, self.cycle_epochs, self.min_lr
+        )

@@ -1,0 +1,349 @@
+"""Sweeps: named recipes that run a grid of runs, each into its own run folder.
+
+``python -m bsi_keras.sweep RECIPE`` runs every run of the recipe that has not finished
+(a finished run is skipped, an interrupted one resumed from its checkpoint, so a sweep can
+be stopped and started again), then writes ``summary.csv``, ``summary.md`` and the figures
+(final test error against batch size, test error against parameter updates). Each run is a
+`RunSpec`: the recipe's flag values over the command line's defaults (`run_spec`);
+``--dataset`` runs a recipe on another dataset (with that dataset's family defaults),
+arguments after ``--`` go to every run, and ``--epochs`` then shortens it (`shortened`:
+milestones or phases shrink in proportion).
+
+Example:
+
+>>> [name for name, _ in RECIPES["smith"]()]
+['decay_lr', 'hybrid', 'increase_bs']
+
+``sam_study`` (issue 5) compares SGD with momentum at small to large batch sizes against
+SAM, ASAM and SAM with m-sharpness (the same base optimizer) at the large ones, and Adam
+against SAM-Adam, each on an LR grid whose diagonal is the linear scaling rule, for a
+simple CNN on Fashion-MNIST (``mnist_cnn``) and on CIFAR-10 (Keskar's C1);
+``notebooks/sam_study.py`` adds the sharpness of each solution and draws the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from bsi_keras.cli import flags
+from bsi_keras.cli.checks import SpecError
+from bsi_keras.cli.flags import FlagValue
+from bsi_keras.cli.spec import RunSpec
+
+Overrides = Mapping[str, FlagValue]  # flag values by dest, over the parser's defaults
+Run = tuple[str, Overrides]
+# Statuses a resume would not change (a diverged run diverges again from its checkpoint).
+ENDED = ("finished", "stopped", "diverged")
+CIFAR: Overrides = {"dataset": "cifar10"}
+
+
+def _fixed_lr() -> list[Run]:
+    return [
+        (f"steady_{b}", {**CIFAR, "schedule": "constant", "batch_size": b, "lr": 0.1})
+        for b in (128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+    ]
+
+
+TUNED = (
+    (128, 0.05),
+    (256, 0.09),
+    (512, 0.125),
+    (1024, 0.155),
+    (2048, 0.25),
+    (4096, 0.5),
+    (8192, 0.65),
+    (16384, 1.25),
+    (32768, 2.75),
+    (50000, 3.0),
+)
+
+
+def _fixed_tuned() -> list[Run]:
+    return [
+        (f"lrd_{b}", {**CIFAR, "schedule": "decay_lr", "factor": 2.0, "batch_size": b, "lr": lr})
+        for b, lr in TUNED
+    ]
+
+
+def _bsi_from_large() -> list[Run]:
+    runs = []
+    for b, lr in TUNED[1:7]:
+        common = {**CIFAR, "factor": 2.0, "batch_size": b, "lr": lr}
+        runs += [
+            (f"bsi_{b}", {**common, "schedule": "increase_bs"}),
+            (f"lrd_{b}", {**common, "schedule": "decay_lr"}),
+        ]
+    return runs
+
+
+def _smith() -> list[Run]:
+    return [
+        (name, {**CIFAR, "schedule": name, "batch_size": 128, "lr": 0.1})
+        for name in ("decay_lr", "hybrid", "increase_bs")
+    ]
+
+
+def _loss_dropout() -> list[Run]:
+    # The reference's hard-coded schedule: LR/2 at 60; batch 16384 at LR 0.035 from 120;
+    # batch 32768 from 160.
+    phases = {"phases": "60x128@0.05,60x128@0.025,40x16384@0.035,40x32768@0.035"}
+    return [
+        ("loss_dropout", {**CIFAR, **phases, "loss_dropout": True}),
+        ("baseline", {**CIFAR, **phases}),
+    ]
+
+
+def _mobilenet() -> list[Run]:
+    common = {
+        **CIFAR,
+        "model": "mobilenet_v2",
+        "schedule": "constant",
+        "scale_lr": "linear",
+        "lr": 0.1,
+        "reference_batch": 256,
+        "warmup_epochs": 5.0,
+        "lr_curve": "cosine",
+        "weight_decay": 1e-4,
+    }
+    return [(f"mobilenet_{b}", {**common, "batch_size": b}) for b in (32, 64, 128, 256, 512, 1024)]
+
+
+# The SAM study, per dataset: its flags, batch sizes (x4 apart, small to large) and the LR
+# of the smallest batch size per optimizer family.
+SAM_STUDY_DATASETS: dict[str, tuple[Overrides, tuple[int, ...], dict[str, float]]] = {
+    "fashion": (
+        {"dataset": "fashion_mnist", "model": "mnist_cnn", "epochs": 20, "save_state": True},
+        (32, 128, 512, 2048),
+        {"sgd": 0.0025, "adam": 2.5e-4},
+    ),
+    # Keskar et al.'s shallow CNN; its per-epoch weights (7 MB each) are not kept.
+    "cifar10": (
+        {**CIFAR, "model": "c1", "epochs": 50, "warmup_epochs": 2.0},
+        (128, 512, 2048, 8192),
+        {"sgd": 0.025, "adam": 1e-4},
+    ),
+}
+# Label -> (optimizer flags, its LR family, whether it runs at every batch size or only at
+# the large half).
+SAM_STUDY_OPTIMIZERS: dict[str, tuple[Overrides, str, bool]] = {
+    "momentum": ({"optimizer": "momentum"}, "sgd", True),
+    "sam_momentum": ({"optimizer": "sam_momentum"}, "sgd", False),
+    "asam_momentum": ({"optimizer": "asam_momentum"}, "sgd", False),
+    # m-sharpness: a perturbation per group of 128 examples (Foret et al., section 4.1).
+    "sam_momentum_m128": ({"optimizer": "sam_momentum", "sam_m": 128}, "sgd", False),
+    "adam": ({"optimizer": "adam"}, "adam", True),
+    "sam_adam": ({"optimizer": "sam_adam"}, "adam", False),
+}
+
+
+def sam_study_lrs(base_lr: float, count: int = 4) -> list[float]:
+    """The SAM study's LR grid, ``base_lr * 4**k`` for ``k < count``.
+
+    The batch sizes being x4 apart, the linear scaling rule (the LR proportional to the
+    batch size, ``base_lr`` at the smallest) is the grid's diagonal.
+
+    >>> sam_study_lrs(0.005)
+    [0.005, 0.02, 0.08, 0.32]
+    """
+    return [float(f"{base_lr * 4**k:.6g}") for k in range(count)]
+
+
+def _sam_study() -> list[Run]:
+    runs = []
+    for dataset, (base, batches, base_lrs) in SAM_STUDY_DATASETS.items():
+        for label, (optimizer, family, every_batch) in SAM_STUDY_OPTIMIZERS.items():
+            lrs = sam_study_lrs(base_lrs[family], len(batches))
+            for batch in batches if every_batch else batches[len(batches) // 2 :]:
+                common = {**base, "schedule": "constant", **optimizer, "batch_size": batch}
+                runs += [
+                    (f"{dataset}_{label}_b{batch}_lr{lr:g}", {**common, "lr": lr}) for lr in lrs
+                ]
+    return runs
+
+
+RECIPES: dict[str, Callable[[], list[Run]]] = {
+    "fixed_lr": _fixed_lr,
+    "fixed_tuned": _fixed_tuned,
+    "bsi_from_large": _bsi_from_large,
+    "smith": _smith,
+    "loss_dropout": _loss_dropout,
+    "mobilenet": _mobilenet,
+    "sam_study": _sam_study,
+}
+
+
+def register_recipe(name: str, recipe: Callable[[], list[Run]]) -> None:
+    """Add a recipe (a function returning ``(run name, flag values by dest)`` pairs)."""
+    if name in RECIPES:
+        raise ValueError(f"a recipe named {name!r} exists")
+    RECIPES[name] = recipe
+
+
+def run_spec(
+    overrides: Overrides,
+    epochs: int | None = None,
+    dataset: str | None = None,
+    extra: Sequence[str] = (),
+) -> RunSpec:
+    """The spec of one recipe run.
+
+    Args:
+        overrides: the recipe's flag values by dest (over the parser's defaults).
+        epochs: shorten the run to this many epochs (`shortened`).
+        dataset: run on this dataset instead (its family's defaults fill the rest).
+        extra: command-line flags for every run; they override the recipe's values.
+
+    Raises:
+        SpecError: a value out of range, naming its flag.
+
+    Example:
+
+    >>> spec = run_spec(dict(RECIPES["smith"]())["hybrid"], 10, "synthetic_cifar")
+    >>> spec.schedule.name, spec.schedule.epochs, spec.model.dataset, spec.model.name
+    ('hybrid', 10, 'synthetic_cifar', 'wrn_16_4')
+    """
+    values = {**overrides, **({"dataset": dataset} if dataset else {})}
+    return shortened(RunSpec.from_args(flags.parse(list(extra), defaults=values)), epochs)
+
+
+def shortened(spec: RunSpec, epochs: int | None) -> RunSpec:
+    """``spec`` in ``epochs`` epochs (None: as it is).
+
+    Milestones become the reference's 60/120/160 of 200 epochs in proportion; explicit
+    ``--phases`` shrink their epochs in proportion.
+
+    >>> spec = shortened(run_spec({"dataset": "cifar10", "schedule": "decay_lr"}), epochs=10)
+    >>> spec.schedule.epochs, spec.schedule.milestones
+    (10, (3, 6, 8))
+    """
+    if not epochs:
+        return spec
+    schedule = spec.schedule
+    if schedule.phases:
+        schedule = dataclasses.replace(schedule, phases=_shrink_phases(schedule.phases, epochs))
+    else:
+        fractions = (0.3, 0.6, 0.8)
+        milestones = sorted({min(max(round(f * epochs), 1), epochs - 1) for f in fractions})
+        schedule = dataclasses.replace(schedule, epochs=epochs, milestones=tuple(milestones))
+    return dataclasses.replace(spec, schedule=schedule)
+
+
+def _shrink_phases(text: str, epochs: int) -> str:
+    from bsi_keras.schedules import Phase, format_phases, parse_phases
+
+    phases = parse_phases(text)
+    total = sum(p.epochs for p in phases)
+    return format_phases(
+        [Phase(max(1, round(p.epochs * epochs / total)), p.batch_size, p.lr) for p in phases]
+    )
+
+
+def run_sweep(
+    recipe: str,
+    root: str | Path,
+    epochs: int | None = None,
+    dataset: str | None = None,
+    extra: Sequence[str] = (),
+    only: Sequence[str] = (),
+) -> list[Path]:
+    """Run (or finish) every run of ``recipe`` under ``root / recipe``; write the summary.
+
+    Every run's spec is checked before the first run starts.
+
+    Returns:
+        The run folders of the runs that finished.
+
+    Raises:
+        SpecError: a run's values are out of range (naming the flag).
+    """
+    from bsi_keras.cli.resume import resumed_spec
+    from bsi_keras.cli.run import execute
+
+    folder = Path(root) / recipe
+    specs = [
+        (name, run_spec(overrides, epochs, dataset, extra))
+        for name, overrides in RECIPES[recipe]()
+        if not only or name in only
+    ]
+    finished = []
+    for name, spec in specs:
+        run_folder = folder / name
+        status = _status(run_folder)
+        if status in ENDED:
+            print(f"{name}: {status} before, skipped")
+            finished.append(run_folder)
+            continue
+        print(f"{name}: {'resuming' if status else 'starting'}")
+        if status is None:
+            options = dataclasses.replace(spec.run, filename=str(run_folder))
+            code = execute(dataclasses.replace(spec, run=options))
+        else:
+            resumed, stored_schedule = resumed_spec(str(run_folder), {})
+            code = execute(resumed, stored_schedule=stored_schedule)
+        _clear_session()
+        if code != 0:
+            print(f"{name}: ended with exit code {code}")
+            if _status(run_folder) not in ENDED:
+                continue
+        finished.append(run_folder)
+    if finished:
+        write_summary(finished, folder)
+    return finished
+
+
+def write_summary(folders: Sequence[Path], out: Path) -> None:
+    """``summary.csv``, ``summary.md`` and the two sweep figures."""
+    from bsi_keras import plots
+    from bsi_keras.cli import report
+
+    (out / "summary.csv").write_text(report.summary_table(folders, fmt="csv"))
+    (out / "summary.md").write_text(report.summary_table(folders))
+    plots.sweep_figure(folders, out / "sweep.png", title=out.name)
+    print(report.summary_table(folders), end="")
+    print(f"summary and figure in {out}")
+
+
+def _status(folder: Path) -> str | None:
+    """None if the run never started, else its summary status ("started" if none yet)."""
+    if not (folder / "config.json").exists():
+        return None
+    summary = folder / "summary.json"
+    return json.loads(summary.read_text())["status"] if summary.exists() else "started"
+
+
+def _clear_session() -> None:
+    import keras
+
+    keras.backend.clear_session()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bsi_keras.sweep RECIPE [--epochs N] [--dataset D] [-- run flags]``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(prog="python -m bsi_keras.sweep", description=__doc__)
+    parser.add_argument("recipe", choices=sorted(RECIPES))
+    parser.add_argument("--root", default="runs/sweeps", help="folder of the sweep folders")
+    parser.add_argument("--epochs", type=int, default=None, help="shorten every run")
+    parser.add_argument("--dataset", default=None, help="run on another dataset")
+    parser.add_argument("--runs", nargs="+", default=(), help="run only these runs")
+    parser.add_argument("--list", action="store_true", help="print the runs and exit")
+    args = parser.parse_args(own)
+    if args.epochs is not None and args.epochs < 2:
+        parser.error("argument --epochs: a sweep run needs at least 2 epochs")
+    try:
+        if args.list:
+            for name, overrides in RECIPES[args.recipe]():
+                spec = run_spec(overrides, args.epochs, args.dataset, extra)
+                print(name, " ".join(spec.to_argv()))
+            return 0
+        finished = run_sweep(args.recipe, args.root, args.epochs, args.dataset, extra, args.runs)
+    except SpecError as error:
+        parser.error(str(error))
+    return 0 if finished else 1
