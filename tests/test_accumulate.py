@@ -113,3 +113,69 @@ def test_weights_scale_the_loss_as_keras_does(batch):
     np.testing.assert_allclose(logs["loss"], expected["loss"], rtol=1e-5)
     for got, want in zip(_weights(padded), _weights(reference)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def _fit(schedule, physical: int | None, ds, **options):
+    import bsi_keras
+    from bsi_keras.train_step import StepOptions
+
+    model = _model()
+    history = bsi_keras.fit(
+        model,
+        ds.x_train,
+        ds.y_train,
+        schedule=schedule,
+        verbose=0,
+        seed=0,
+        step_options=StepOptions(max_physical_batch=physical) if physical else None,
+        **options,
+    )
+    return model, history.history
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return data.load_dataset("mnist_sample", num_train=390, num_test=10)
+
+
+def test_growing_the_batch_traces_no_more_than_a_constant_batch(sample):
+    """Batches 10 -> 50 -> 250 over 390 examples (partial batches in every phase but the
+    first) as micro-batches of 10 trace the train step as often as constant batch 10."""
+    from bsi_keras import schedules
+
+    growing = schedules.increase_bs(6, 10, 0.05, [2, 4], 5)
+    constant = schedules.constant(6, 10, 0.05)
+    _, grown = _fit(growing, 10, sample)
+    _, steady = _fit(constant, 10, sample)
+    assert sum(grown["train_traces"]) == sum(steady["train_traces"]) >= 1
+    assert grown["train_traces"][0] >= 1 and not any(grown["train_traces"][1:])
+    assert grown["updates"][-1] == growing.total_updates(390)  # 39 + 39 + 8 + 8 + 2 + 2
+
+
+def test_micro_batches_train_as_the_in_step_split(sample, monkeypatch):
+    """The same trajectory as splitting each batch inside one step (the path SAM takes)."""
+    from bsi_keras import schedules, train_step
+
+    schedule = schedules.increase_bs(3, 20, 0.05, [1, 2], 3)  # 20, 60, 180: 390 = 2 x 180 + 30
+    accumulated, logs = _fit(schedule, 20, sample)
+    monkeypatch.setattr(train_step, "accumulates", lambda model, options: False)
+    split, reference = _fit(schedule, 20, sample)
+    assert logs["updates"] == reference["updates"]
+    np.testing.assert_allclose(logs["loss"], reference["loss"], rtol=1e-4)
+    np.testing.assert_allclose(logs["accuracy"], reference["accuracy"], rtol=1e-6)
+    for got, want in zip(accumulated.variables, split.variables):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want), rtol=1e-3, atol=1e-5
+        )
+
+
+def test_drop_remainder_and_class_weights_with_micro_batches(sample):
+    from bsi_keras import schedules
+
+    schedule = schedules.constant(1, 50, 0.05)
+    _, dropped = _fit(schedule, 20, sample, drop_remainder=True)
+    assert dropped["updates"] == [7.0]  # floor(390 / 50)
+    _, weighted = _fit(schedule, 20, sample, class_weight={c: 2.0 for c in range(10)})
+    _, plain = _fit(schedule, 20, sample)
+    # Doubling every class weight doubles the data loss; the weight decay stays.
+    assert weighted["loss"][0] > plain["loss"][0] * 1.5

@@ -113,3 +113,14 @@ def test_canary_build_compiled_state_builds_loss_metrics_and_optimizer():
     model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
     keras_private.build_compiled_state(model, np.zeros((1, 3)), np.zeros((1, 2)))
     assert model.optimizer.built and model._compile_loss.built and model._compile_metrics.built
+
+
+def test_canary_compute_metrics_of_weighs_unweighted_metrics_by_the_mask():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"], weighted_metrics=["mse"])
+    y = np.array([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]], "float32")
+    y_pred = np.zeros_like(y)
+    real = np.array([1.0, 1.0, 0.0], "float32")
+    logs = keras_private.compute_metrics_of(model, y, y_pred, real * 2.0, real)
+    assert float(logs["mae"]) == 0.5  # the padded third example does not count
+    assert float(logs["mse"]) == 0.5

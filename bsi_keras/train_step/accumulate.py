@@ -64,6 +64,7 @@ class MicroBatch:
     real: Any  # number of real examples (float32 scalar)
     ends_update: Any  # boolean scalar
     weight: Any  # per-example weights with the padding at zero, for the metrics
+    mask: Any  # 1 for a real example, 0 for padding
 
 
 def micro_batch_gradients(
@@ -90,7 +91,7 @@ def micro_batch_gradients(
             trainable, non_trainable, x, y, rescaled, ops.greater(real_mask, 0.5)
         )
         ends = ops.greater(packed[0, ENDS_UPDATE], 0.5)
-        return MicroBatch(loss, grads, non_trainable, y_pred, real, ends, weight)
+        return MicroBatch(loss, grads, non_trainable, y_pred, real, ends, weight, real_mask)
 
     return gradients
 
@@ -160,7 +161,7 @@ def make_stateful_train_step(accumulators: Accumulators) -> Callable[..., dict[s
             variable.assign(value)
         loss = keras_private.unscale_loss_for_distribution(micro.loss)
         keras_private.update_loss_tracker(self, loss, micro.real)
-        return self.compute_metrics(x, y, micro.y_pred, micro.weight)
+        return keras_private.compute_metrics_of(self, y, micro.y_pred, micro.weight, micro.mask)
 
     return train_step
 
@@ -196,7 +197,15 @@ def make_jax_train_step(accumulators: Accumulators) -> Callable[..., tuple[dict,
         for i, value in zip(slots, cleared([*sums, count], micro.ends_update)):
             optimizer_values[i] = value
         logs, metrics_values = keras_private.update_metrics_variables(
-            self, metrics_values, micro.loss, x, y, micro.y_pred, micro.weight, micro.real
+            self,
+            metrics_values,
+            micro.loss,
+            x,
+            y,
+            micro.y_pred,
+            micro.weight,
+            loss_weight=micro.real,
+            real=micro.mask,
         )
         return logs, (trainable, micro.non_trainable, optimizer_values, metrics_values)
 

@@ -21,6 +21,9 @@ named test rather than a train step somewhere. Checked with Keras 3.15.1.
 - `update_metrics_variables`: what ``JAXTrainer._update_metrics_variables`` does (through
   `update_loss_tracker`): the loss tracker and compiled metrics updated statelessly,
   returning the new metric values a JAX step threads.
+- `compute_metrics_of`: ``CompileMetrics._flat_metrics`` and ``_flat_weighted_metrics``.
+  The compiled metrics over a padded batch's real examples (unweighted metrics ignore
+  sample weights, so zero weights cannot hide the padding from them).
 - `build_compiled_state`: ``Trainer._symbolic_build``. ``fit`` builds the compiled loss
   and metrics from its first batch, sample weight included; a step that packs more than a
   per-example weight into the sample weight (`accumulate`) has them built from a plain
@@ -123,6 +126,7 @@ def update_metrics_variables(
     y_pred: Any,
     sample_weight: Any,
     loss_weight: Any = None,
+    real: Any = None,
 ) -> tuple[dict[str, Any], list[Any]]:
     """On JAX: the loss tracker and compiled metrics updated without touching variables.
 
@@ -135,6 +139,8 @@ def update_metrics_variables(
         loss: the batch's loss.
         x, y, y_pred, sample_weight: the batch and the model's predictions.
         loss_weight: the loss's weight in the epoch's mean (default: the batch's length).
+        real: 1 for the batch's real examples, 0 for padding (`compute_metrics_of`);
+            None: every example is real.
 
     Returns:
         The logs and the new values of ``model.metrics_variables``.
@@ -144,12 +150,47 @@ def update_metrics_variables(
     mapping = list(zip(model.metrics_variables, metrics_values))
     with keras.StatelessScope(state_mapping=mapping) as scope:
         update_loss_tracker(model, loss, loss_weight)
-        logs = model.compute_metrics(x, y, y_pred, sample_weight)
+        if real is None:
+            logs = model.compute_metrics(x, y, y_pred, sample_weight)
+        else:
+            logs = compute_metrics_of(model, y, y_pred, sample_weight, real)
     new_values = []
     for variable in model.metrics_variables:
         value = scope.get_current_value(variable)
         new_values.append(variable.value if value is None else value)
     return logs, new_values
+
+
+def compute_metrics_of(
+    model: keras.Model, y: Any, y_pred: Any, sample_weight: Any, real: Any
+) -> dict[str, Any]:
+    """``model.compute_metrics`` over the real examples of a padded batch.
+
+    Keras's compiled ``metrics`` ignore sample weights (only ``weighted_metrics`` use them),
+    so zero weights cannot hide padding from them: here the unweighted metrics weigh each
+    example by ``real`` and the weighted ones by ``sample_weight`` (zero on padding), as
+    ``CompileMetrics.update_state`` does otherwise.
+
+    Args:
+        model: a compiled model.
+        y, y_pred: the batch's targets and predictions.
+        sample_weight: per-example weights, zero on padding.
+        real: 1 for a real example, 0 for padding.
+
+    Returns:
+        The metrics' results, as ``compute_metrics`` returns them.
+    """
+    metrics = model._compile_metrics
+    if metrics is not None:
+        if not metrics.built:
+            metrics.build(y, y_pred)
+        targets, predictions = metrics._flatten_y(y), metrics._flatten_y(y_pred)
+        for weights, group in ((real, metrics._flat_metrics), (sample_weight, None)):
+            group = metrics._flat_weighted_metrics if group is None else group
+            for metric, target, prediction in zip(group, targets, predictions):
+                if metric:
+                    metric.update_state(target, prediction, sample_weight=weights)
+    return model.get_metrics_result()
 
 
 def build_compiled_state(model: keras.Model, x: Any, y: Any) -> None:
