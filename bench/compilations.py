@@ -2,7 +2,9 @@
 
 Counts the traces of ``train_step`` (its Python body runs only while TensorFlow or JAX
 traces it) for Smith et al.'s three schedules, with the last partial batch kept and
-dropped. Prints a table and writes ``bench/results/compilations_<backend>.json``.
+dropped, with whole batches and with micro-batches of 100 accumulated into each update
+(``max_physical_batch=100``: one shape for every batch size, partial batches padded).
+Prints a table and writes ``bench/results/compilations_<backend>.json``.
 
     python bench/compilations.py               # TensorFlow
     KERAS_BACKEND=jax python bench/compilations.py
@@ -18,9 +20,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 
 from bsi_keras import data, fit, models, schedules
+from bsi_keras.train_step import StepOptions
 
 
-def count_traces(schedule, drop_remainder: bool, dataset) -> dict[str, int]:
+def count_traces(schedule, drop_remainder: bool, dataset, physical: int | None) -> dict[str, int]:
     keras.utils.set_random_seed(0)
     model = models.get_model("mnist_cnn")
     model.compile(
@@ -46,6 +49,7 @@ def count_traces(schedule, drop_remainder: bool, dataset) -> dict[str, int]:
         seed=0,
         validation_data=(dataset.x_test, dataset.y_test),
         drop_remainder=drop_remainder,
+        step_options=StepOptions(max_physical_batch=physical) if physical else None,
     )
     return counts
 
@@ -56,22 +60,24 @@ def main() -> None:
     for name in ("decay_lr", "hybrid", "increase_bs"):
         schedule = getattr(schedules, name)(6, 100, 0.01, [2, 4], 5)
         batch_sizes = sorted({p.batch_size for p in schedule.phases})
-        for drop in (False, True):
-            counts = count_traces(schedule, drop, dataset)
-            rows.append(
-                {
-                    "schedule": name,
-                    "batch_sizes": batch_sizes,
-                    "drop_remainder": drop,
-                    "train_traces": counts["train"],
-                    "test_traces": counts["test"],
-                }
-            )
-            print(
-                f"{keras.backend.backend():10} {name:12} batches {batch_sizes} "
-                f"drop_remainder={drop!s:5}: {counts['train']} train traces, "
-                f"{counts['test']} evaluation traces"
-            )
+        for physical in (None, 100):
+            for drop in (False, True):
+                counts = count_traces(schedule, drop, dataset, physical)
+                rows.append(
+                    {
+                        "schedule": name,
+                        "batch_sizes": batch_sizes,
+                        "max_physical_batch": physical,
+                        "drop_remainder": drop,
+                        "train_traces": counts["train"],
+                        "test_traces": counts["test"],
+                    }
+                )
+                print(
+                    f"{keras.backend.backend():10} {name:12} batches {batch_sizes} "
+                    f"physical={physical!s:4} drop_remainder={drop!s:5}: {counts['train']} "
+                    f"train traces, {counts['test']} evaluation traces"
+                )
     out = Path(__file__).parent / "results" / f"compilations_{keras.backend.backend()}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(

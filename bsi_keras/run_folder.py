@@ -312,6 +312,7 @@ def summarize(history: keras.callbacks.History) -> dict[str, Any]:
         "total_updates": int(h["updates"][-1]) if h.get("updates") else 0,
         "train_seconds": float(np.sum(h.get("epoch_seconds", []))),
         "compile_seconds": float(np.sum(h.get("compile_seconds", []))),
+        "train_traces": int(np.sum(h.get("train_traces", []))),
     }
 
 

@@ -354,6 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed of weights and data order",
     )
     _switch(r, "--deterministic", help="ask the backend for deterministic kernels (GPUs)")
+    r.add_argument(
+        "--compile_cache",
+        default=None,
+        metavar="FOLDER",
+        help="JAX: keep compiled programs in FOLDER for later runs (default "
+        "~/.cache/bsi_keras/jax; 'off' turns it off)",
+    )
     _switch(
         r,
         "--distribute",

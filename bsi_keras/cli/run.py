@@ -173,6 +173,11 @@ def _train_all(
         _check_stored(built[0], stored_schedule, runs[0].run.filename)
     _check_model(runs[0], dataset)
     record = {"command": " ".join(sys.argv)}
+    from bsi_keras.runtime import compilation_cache
+
+    cache = compilation_cache.enable(runs[0].run.compile_cache)
+    if cache is not None:
+        record["compile_cache"] = str(cache)
     if runs[0].run.deterministic:
         from bsi_keras.runtime.determinism import enable_determinism
 

@@ -184,7 +184,7 @@ class StepSpec:
 class RunOptions:
     """How the run is kept and shown: ``--filename --seed --verbose --eval_batch_size
     --drop_remainder --checkpoint_every --tensorboard --save_state --deterministic
-    --distribute``."""
+    --distribute --compile_cache``."""
 
     filename: str | None = None
     seed: int = 0
@@ -196,6 +196,7 @@ class RunOptions:
     save_state: bool = False
     deterministic: bool = False
     distribute: bool = False
+    compile_cache: str | None = None  # a folder, "off", or None for the default folder
 
     def __post_init__(self) -> None:
         checks.non_negative_int("--seed", self.seed)
