@@ -26,6 +26,8 @@ FLAG_OF_PARAM = {
     "max_batch_size": "--max",
     "lr_curve": "--lr_curve",
     "reference_batch": "--reference_batch",
+    "trajectory": "--cbs",
+    "step_factor": "--factor",
 }
 
 
