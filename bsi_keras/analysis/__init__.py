@@ -5,6 +5,8 @@
 - `interpolate`: loss and accuracy along the line between two solutions;
 - `random_direction`, `target_direction`, `loss_landscape`: Li et al.'s filter-normalized
   1-D and 2-D landscapes;
+- `critical_batch_sizes`: Merrill et al.'s critical batch size from short branches at
+  several batch sizes (``python -m bsi_keras.critical_batch``);
 - `figures`: their plots.
 
 Example:
@@ -15,6 +17,11 @@ Example:
 """
 
 from bsi_keras.analysis import figures
+from bsi_keras.analysis.critical_batch import (
+    CriticalBatchResult,
+    critical_batch,
+    critical_batch_sizes,
+)
 from bsi_keras.analysis.interpolation import (
     BN_STATS,
     Interpolation,
@@ -44,11 +51,14 @@ __all__ = [
     "BN_STATS",
     "EPSILONS",
     "SUBSPACE_DIM",
+    "CriticalBatchResult",
     "Evaluation",
     "Interpolation",
     "Landscape",
     "Sharpness",
     "box_half_widths",
+    "critical_batch",
+    "critical_batch_sizes",
     "evaluate",
     "figures",
     "filter_axes",

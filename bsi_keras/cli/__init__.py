@@ -5,7 +5,8 @@
   the flag of a bad value), saved in ``config.json``;
 - `run`: ``python -m bsi_keras.run`` (executing a spec, the dry run), `resume`;
 - `sweep`: ``python -m bsi_keras.sweep`` (recipes as lists of specs);
-- `report`: ``python -m bsi_keras.report`` (result tables from run folders).
+- `report`: ``python -m bsi_keras.report`` (result tables from run folders);
+- `critical_batch`: ``python -m bsi_keras.critical_batch`` (the critical-batch probe).
 """
 
 from bsi_keras.cli.checks import SpecError

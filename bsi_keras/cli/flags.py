@@ -37,6 +37,8 @@ SCHEDULES = (
     "fast_bsi",
     "instant_bsi",
     "adaptive",
+    "seesaw",
+    "cbs_warmup",
 )
 COMPARED = ("decay_lr", "hybrid", "increase_bs")  # what --schedule all runs
 # The reference study's switches, each naming a schedule.
@@ -202,6 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-update LR shape inside the phases",
     )
     s.add_argument("--cycle_epochs", type=float, default=0.0, help="cyclic: epochs per half cycle")
+    s.add_argument(
+        "--ramp_rule",
+        default="adam",
+        choices=schedules.RAMP_RULES,
+        help="seesaw: each fall of the base LR by --factor multiplies the batch by --factor "
+        "and divides the LR by sqrt(--factor) (adam: Seesaw) or by 1 (sgd: Smith et al.)",
+    )
+    s.add_argument(
+        "--cbs",
+        default=None,
+        metavar="FILE",
+        help="cbs_warmup: a critical-batch trajectory (python -m bsi_keras.critical_batch's "
+        "critical_batch.json, or a CSV with columns epoch,critical_batch)",
+    )
     s.add_argument(
         "--coefficient",
         type=float,

@@ -33,7 +33,7 @@ from bsi_keras.cli.checks import SpecError
 from bsi_keras.cli.resume import resumed_spec
 from bsi_keras.cli.spec import RunSpec
 from bsi_keras.data import Dataset
-from bsi_keras.schedules import AdaptiveSchedule, BaseSchedule, EpochPlan
+from bsi_keras.schedules import AdaptiveSchedule, BaseSchedule, EpochPlan, FunctionSchedule
 
 DRY_RUN_COLUMNS = (
     "phase",
@@ -130,6 +130,19 @@ def print_dry_run(schedule: BaseSchedule, plan: EpochPlan, momentum: float) -> N
     if schedule.curve is not None:
         print(f"  per-update LR curve: {schedule.curve}")
     print(f"  total updates: {schedule.total_updates(plan)}")
+    base = _ramp_base(schedule)
+    if base is not None:
+        print(f"the base LR schedule of the {schedule.params['rule']} ramp, at its epochs' start:")
+        print_dry_run(base, plan, momentum)
+
+
+def _ramp_base(schedule: BaseSchedule) -> BaseSchedule | None:
+    """The LR schedule a batch ramp was made from (`schedules.from_lr_schedule`), or None."""
+    params = getattr(schedule, "params", None) or {}
+    if "base_lrs" not in params:
+        return None
+    lrs, batch = params["base_lrs"], params["batch_size"]
+    return FunctionSchedule(lambda e: (batch, lrs[e]), len(lrs), params["base"]).to_schedule()
 
 
 def _runs(spec: RunSpec) -> list[RunSpec]:

@@ -26,6 +26,8 @@ FLAG_OF_PARAM = {
     "max_batch_size": "--max",
     "lr_curve": "--lr_curve",
     "reference_batch": "--reference_batch",
+    "trajectory": "--cbs",
+    "step_factor": "--factor",
 }
 
 
@@ -43,6 +45,12 @@ class ScheduleSpec:
         regime_adaptation, scale_lr, reference_batch, warmup_epochs, lr_curve, cycle_epochs,
         min_lr: the transforms applied to the built schedule.
         coefficient, theta: the adaptive schedule's rule.
+        ramp_rule: ``seesaw``: the batch ramp of the LR schedule the other flags describe
+            (`bsi_keras.schedules.from_lr_schedule`): ``decay_lr`` (``--milestones
+            --factor``), or with ``--lr_curve cosine`` / ``cyclic`` that curve over
+            ``--epochs``; each fall of its LR by ``--factor`` is a step of the ramp.
+        cbs: ``cbs_warmup``: the file of a measured critical-batch trajectory
+            (`bsi_keras.analysis.critical_batch.read_trajectory`).
     """
 
     name: str = "increase_bs"
@@ -70,6 +78,8 @@ class ScheduleSpec:
     min_lr: float = 0.0
     coefficient: float = 1.0
     theta: float | None = None
+    ramp_rule: str = "adam"
+    cbs: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "milestones", tuple(self.milestones))
@@ -92,6 +102,23 @@ class ScheduleSpec:
                     raise SpecError(f"--{flag}", "not with --schedule adaptive")
             if self.lr_curve != "constant":
                 raise SpecError("--lr_curve", "not with --schedule adaptive")
+        self._check_ramp_flags()
+
+    def _check_ramp_flags(self) -> None:
+        checks.one_of("--ramp_rule", self.ramp_rule, schedules.RAMP_RULES)
+        if self.ramp_rule != "adam" and self.name != "seesaw":
+            raise SpecError("--ramp_rule", "applies to --schedule seesaw only")
+        if self.name == "seesaw":
+            # The ramp sets the LR of every batch itself, from the base's LR per epoch.
+            for flag in ("regime_adaptation", "warmup_epochs"):
+                if getattr(self, flag):
+                    raise SpecError(f"--{flag}", "not with --schedule seesaw")
+            if self.scale_lr != "none":
+                raise SpecError("--scale_lr", "not with --schedule seesaw (it sets the LR)")
+        if self.name == "cbs_warmup" and self.cbs is None:
+            raise SpecError("--cbs", "--schedule cbs_warmup needs a trajectory file")
+        if self.name != "cbs_warmup" and self.cbs is not None:
+            raise SpecError("--cbs", "applies to --schedule cbs_warmup only")
 
     def names(self) -> tuple[str, ...]:
         """The schedules this spec runs: the three compared ones for ``all``, else its own."""
@@ -121,7 +148,9 @@ class ScheduleSpec:
         try:
             if self.name == "adaptive":
                 return self._adaptive(max_batch, multiple_of)
-            schedule = self._base(max_batch)
+            if self.name == "seesaw":
+                return self._seesaw(max_batch, num_train)
+            schedule = self._base(max_batch, multiple_of)
             if self.regime_adaptation:
                 schedule = schedules.stretch_epochs(schedule, self.reference_batch)
             schedule = schedules.scale_lr(schedule, self.scale_lr, self.reference_batch)
@@ -143,7 +172,46 @@ class ScheduleSpec:
             theta=self.theta,
         )
 
-    def _base(self, max_batch: int) -> schedules.Schedule:
+    def _seesaw(self, max_batch: int, num_train: int) -> schedules.Schedule:
+        if self.lr_curve == "constant":
+            base = schedules.decay_lr(
+                self.epochs, self.batch_size, self.lr, list(self.milestones), self.factor
+            )
+        else:
+            base = schedules.with_curve(
+                schedules.constant(self.epochs, self.batch_size, self.lr), self._curve()
+            )
+        return schedules.from_lr_schedule(
+            base,
+            rule=self.ramp_rule,
+            step_factor=self.factor,
+            max_batch_size=max_batch,
+            cap=self.cap,
+            num_examples=num_train,
+            name="seesaw",
+        )
+
+    def _cbs_warmup(self, max_batch: int, multiple_of: int) -> schedules.Schedule:
+        from bsi_keras.analysis.critical_batch import read_trajectory
+
+        try:
+            trajectory = read_trajectory(self.cbs)
+        except (OSError, ValueError) as error:
+            raise SpecError("--cbs", str(error)) from None
+        # A measurement at or after the last epoch changes no epoch this run trains.
+        points = [(epoch, batch) for epoch, batch in trajectory if epoch < self.epochs]
+        if not points:
+            raise SpecError("--cbs", f"{self.cbs} has no measurement before epoch {self.epochs}")
+        return schedules.cbs_warmup(
+            self.epochs,
+            points,
+            self.lr,
+            batch_size=self.batch_size,
+            max_batch_size=max_batch,
+            multiple_of=multiple_of,
+        )
+
+    def _base(self, max_batch: int, multiple_of: int) -> schedules.Schedule:
         if self.phases:
             try:
                 return schedules.from_phases(self.phases)
@@ -155,6 +223,8 @@ class ScheduleSpec:
         capped = {"max_batch_size": max_batch, "cap": self.cap}
         if self.name == "constant":
             return schedules.constant(**common)
+        if self.name == "cbs_warmup":
+            return self._cbs_warmup(max_batch, multiple_of)
         if self.name == "decay_lr":
             return schedules.decay_lr(**stepped, factor=factor)
         if self.name == "increase_bs":
