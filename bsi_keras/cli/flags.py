@@ -26,6 +26,7 @@ from bsi_keras.cli.checks import SpecError
 from bsi_keras.data import available_datasets
 from bsi_keras.models import available_models, is_model_name
 from bsi_keras.optimizers import OPTIMIZERS, is_optimizer_name
+from bsi_keras.runtime import physical_batch
 from bsi_keras.train_step import sam as sharpness_aware
 
 SCHEDULES = (
@@ -322,9 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--clip_norm", type=float, default=None, help="clip the global gradient norm")
     o.add_argument(
         "--max_physical_batch",
-        type=int,
+        type=_physical_batch,
         default=None,
-        help="split larger batches into micro-batches and average their gradients",
+        help="run batches as micro-batches of at most this many examples accumulated into "
+        "one update; 'auto': probe the device for the fastest (the default on GPUs and TPUs)",
     )
     _switch(
         o, "--reset_optimizer", "--resetGrad", help="fresh optimizer state at every phase change"
@@ -433,7 +435,10 @@ def parse(
 
 
 def fill_defaults(args: argparse.Namespace) -> None:
-    """Replace every None default that follows the dataset family by the family's value."""
+    """Replace every None default that follows the dataset family by the family's value
+    (the physical batch: probed on an accelerator)."""
+    if args.max_physical_batch is None and physical_batch.accelerator_present():
+        args.max_physical_batch = physical_batch.AUTO
     for dest, value in FAMILY_DEFAULTS[family(args.dataset)].items():
         if getattr(args, dest) is None:
             setattr(args, dest, value)
@@ -502,6 +507,17 @@ def _switch(group: argparse._ArgumentGroup, *flags: str, help: str) -> None:
         metavar="BOOL",
         help=help,
     )
+
+
+def _physical_batch(text: str) -> int | str:
+    if text == physical_batch.AUTO:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or {physical_batch.AUTO!r}, got {text!r}"
+        ) from None
 
 
 def _boolean(text: str) -> bool:

@@ -33,6 +33,7 @@ from bsi_keras.cli.checks import SpecError
 from bsi_keras.cli.resume import resumed_spec
 from bsi_keras.cli.spec import RunSpec
 from bsi_keras.data import Dataset
+from bsi_keras.runtime import physical_batch
 from bsi_keras.schedules import AdaptiveSchedule, BaseSchedule, EpochPlan, FunctionSchedule
 
 DRY_RUN_COLUMNS = (
@@ -242,6 +243,32 @@ def _check_model(spec: RunSpec, dataset: Dataset) -> None:
         ) from None
 
 
+def _physical_batch(
+    spec: RunSpec,
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    dataset: Dataset,
+    schedule: BaseSchedule,
+    record: Mapping[str, object],
+) -> tuple[int | None, Mapping[str, object]]:
+    """The probed physical batch where ``--max_physical_batch auto`` asks for one, and the
+    record for ``config.json`` with the probe's measurements."""
+    if spec.step.max_physical_batch != physical_batch.AUTO:
+        return None, record
+    largest = min(physical_batch.LARGEST, max(s.batch_size for s in schedule.planned()))
+    smallest = min(spec.model.mini_batch_size or 32, largest)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    chosen, throughput = physical_batch.probe(
+        model,
+        dataset.input_shape,
+        dataset.num_classes,
+        physical_batch.candidates(smallest, largest),
+    )
+    print(f"physical batch: {chosen} (examples/s by size: {throughput})")
+    probed = {"chosen": chosen, "examples_per_second": [[b, s] for b, s in throughput.items()]}
+    return chosen, {**record, "max_physical_batch": probed}
+
+
 def _train_one(
     spec: RunSpec,
     dataset: Dataset,
@@ -256,6 +283,7 @@ def _train_one(
     with _distribution_scope(options.distribute):
         model = _build_model(spec, dataset)
         optimizer = spec.optimizer.build(schedule.at(0).lr)
+    physical, record = _physical_batch(spec, model, optimizer, dataset, schedule, record)
     print(f"{schedule.name}: {schedule.describe()} -> {options.filename}")
     verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 2)
     _, summary = train(
@@ -272,7 +300,7 @@ def _train_one(
         eval_batch_size=options.eval_batch_size,
         drop_remainder=options.drop_remainder,
         checkpoint_every=options.checkpoint_every,
-        step_options=spec.step_options(),
+        step_options=spec.step_options(physical),
         reset_optimizer=spec.step.reset_optimizer,
         resume=resume,
     )

@@ -43,7 +43,7 @@ from bsi_keras.cli.flags import (
 from bsi_keras.cli.schedule_spec import ScheduleSpec
 from bsi_keras.data import available_datasets, known_sizes
 from bsi_keras.models import is_model_name
-from bsi_keras.runtime import distribution
+from bsi_keras.runtime import distribution, physical_batch
 from bsi_keras.schedules import BaseSchedule
 from bsi_keras.train_step import LossDropout, StepOptions
 from bsi_keras.train_step import sam as sharpness_aware
@@ -153,7 +153,7 @@ class StepSpec:
     """The train step: ``--max_physical_batch --reset_optimizer --loss_dropout*
     --noise_scale_every --noise_scale_batch`` (None: the defaults `RunSpec` resolves)."""
 
-    max_physical_batch: int | None = None
+    max_physical_batch: int | str | None = None  # or "auto": probed on the device
     reset_optimizer: bool = False
     loss_dropout: bool = False
     loss_dropout_window: tuple[int, int] = (3, 119)
@@ -163,7 +163,8 @@ class StepSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "loss_dropout_window", tuple(self.loss_dropout_window))
-        checks.positive_int("--max_physical_batch", self.max_physical_batch, optional=True)
+        if self.max_physical_batch != physical_batch.AUTO:
+            checks.positive_int("--max_physical_batch", self.max_physical_batch, optional=True)
         first, last = self.loss_dropout_window
         if not 1 <= first <= last:
             raise SpecError(
@@ -336,12 +337,12 @@ class RunSpec:
             )
         return schedule
 
-    def step_options(self) -> StepOptions:
-        """The train step the spec asks for."""
+    def step_options(self, physical: int | None = None) -> StepOptions:
+        """The train step the spec asks for (``physical``: the probed physical batch)."""
         every = self.noise_scale_every()
         noise = NoiseScaleOptions(every, self.noise_scale_batch()) if every else None
         return StepOptions(
-            max_physical_batch=self.step.max_physical_batch,
+            max_physical_batch=physical or self.step.max_physical_batch,
             loss_dropout=self.step.dropout(),
             sam=self.optimizer.sam(),
             noise_scale=noise,
@@ -379,7 +380,7 @@ class RunSpec:
         if self.optimizer.sam() is not None:
             raise SpecError("--noise_scale_every", "measures plain gradients, not with SAM")
         physical = self.step.max_physical_batch
-        if physical and small > physical:
+        if isinstance(physical, int) and small > physical:
             raise SpecError("--noise_scale_batch", f"{small} exceeds --max_physical_batch")
 
     def _parts(self) -> list[tuple[str, Part]]:
