@@ -84,7 +84,12 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
       ``r_k = m^k r_0 + sum_i (1 - m) m^(k - i) x_i``, so the old value keeps the share
       ``momentum ** k`` per call. A smaller last virtual batch is one update, as the
       reference's last partial chunk is; a virtual batch whose examples are all masked out
-      (padding, which the reference never has) is none.
+      (padding, which the reference never has) is none; one of a single element per channel,
+      which PyTorch refuses, updates with its biased variance, 0. Under JAX data
+      parallelism (`keras.distribution.DataParallel`) the layer computes on the global
+      batch, so the update is the one-device update; under ``tf.distribute`` each replica
+      applies its own share's virtual batches and the replicas' results are averaged, so
+      the old value keeps ``momentum ** (k / replicas)``.
 
     Everything else is `keras.layers.BatchNormalization`: ``axis``, regularizers and
     constraints of ``beta`` and ``gamma``, and ``trainable=False``, which freezes the layer
