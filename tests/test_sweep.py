@@ -175,3 +175,15 @@ def test_sweep_summary_shows_seconds_per_epoch(tmp_path):
     (folder / "config.json").write_text(json.dumps({"schedule": {"name": "decay_lr"}}))
     assert report.summary_row(folder)["s/epoch"] == "2.5"
     assert "| s/epoch |" in report.summary_table([folder])
+
+
+def test_sweep_runs_are_found_from_the_notebooks_folder(tmp_path):
+    for run in ("decay_lr", "increase_bs"):
+        (tmp_path / "runs/sweeps/smith" / run).mkdir(parents=True)
+        (tmp_path / "runs/sweeps/smith" / run / "log.csv").write_text("epoch\n1\n")
+    (tmp_path / "runs/sweeps/smith/no_log").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    expected = [tmp_path / "runs/sweeps/smith" / run for run in ("decay_lr", "increase_bs")]
+    assert sweep.sweep_runs("smith", start=tmp_path / "notebooks") == expected
+    assert sweep.sweep_runs("smith", start=tmp_path) == expected
+    assert sweep.sweep_runs("fixed_lr", start=tmp_path / "notebooks") == []

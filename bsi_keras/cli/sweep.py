@@ -351,6 +351,36 @@ def run_sweep(
     return finished
 
 
+def sweep_runs(
+    recipe: str, root: str | Path = "runs/sweeps", start: str | Path | None = None
+) -> list[Path]:
+    """The run folders (those with a ``log.csv``) of a sweep, found from anywhere in the repo.
+
+    A sweep run from the repository's root writes ``runs/sweeps/RECIPE/<run>/``; a notebook
+    runs in ``notebooks/``. The first ``root / recipe`` found in ``start`` or one of its
+    parents is read.
+
+    Args:
+        recipe: the recipe's name (its folder under ``root``).
+        root: the sweeps' folder, relative (as ``--root`` of the sweep command).
+        start: where to start looking (default: the working directory).
+
+    Returns:
+        The run folders, sorted by name; empty where no such sweep folder exists.
+
+    Example:
+
+    >>> sweep_runs("smith", start="/nonexistent")
+    []
+    """
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        sweep = folder / root / recipe
+        if sweep.is_dir():
+            return sorted(log.parent for log in sweep.glob("*/log.csv"))
+    return []
+
+
 def write_summary(folders: Sequence[Path], out: Path) -> None:
     """``summary.csv``, ``summary.md`` and the two sweep figures."""
     from bsi_keras import plots
