@@ -21,6 +21,8 @@ _UNSUPPORTED = ("renorm", "synchronized")
 _UNSAVED = (*_UNSUPPORTED, "renorm_clipping", "renorm_momentum")
 # The examples of the batch being traced that count (see `example_mask`); None: all do.
 _example_mask: list[Any] = [None]
+# How the moving statistics follow the virtual batches (see `GhostBatchNormalization`).
+MOVING_STATISTICS = ("keras", "per_ghost_batch")
 
 
 @contextlib.contextmanager
@@ -61,14 +63,33 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
     with its own statistics. When the batch is not a multiple of the virtual batch size
     (e.g. the last partial batch of an epoch), the batch is cut into as many full virtual
     batches as fit, and the remaining examples form one smaller last virtual batch with its
-    own statistics; a batch smaller than the virtual batch size is one virtual batch. The
-    moving statistics are updated once per call with the example-weighted mean of the
-    virtual batches' means and (biased) variances, which for whole multiples is the plain
-    average of the virtual batches that Keras 2's ``BatchNormalization(virtual_batch_size=...)``
-    uses. Keras 2 groups examples with a stride (example ``i`` goes to virtual batch
+    own statistics; a batch smaller than the virtual batch size is one virtual batch. Keras 2
+    groups examples with a stride (example ``i`` goes to virtual batch
     ``i % (batch // virtual_batch_size)``); this layer uses consecutive examples, like the
     PyTorch ``chunk`` of the reference code, so that under data parallelism each replica's
     shard holds whole virtual batches.
+
+    The moving statistics follow one of two conventions (``moving_statistics``):
+
+    - ``"keras"`` (default): one update per call with the example-weighted mean of the
+      virtual batches' means and biased variances, which for whole multiples is the plain
+      average of the virtual batches that Keras 2's
+      ``BatchNormalization(virtual_batch_size=...)`` uses. The old value keeps the share
+      ``momentum`` per call.
+    - ``"per_ghost_batch"``: the reference PyTorch studies' convention (bigBatch's
+      ``main_gbn.py``, which runs ``nn.BatchNorm2d`` once per chunk): one update per virtual
+      batch, in order, each with that virtual batch's mean and *unbiased* variance
+      (``n / (n - 1)`` times the biased one, ``n`` its counted elements per channel). The
+      ``k`` sequential updates are applied at once in closed form,
+      ``r_k = m^k r_0 + sum_i (1 - m) m^(k - i) x_i``, so the old value keeps the share
+      ``momentum ** k`` per call. A smaller last virtual batch is one update, as the
+      reference's last partial chunk is; a virtual batch whose examples are all masked out
+      (padding, which the reference never has) is none; one of a single element per channel,
+      which PyTorch refuses, updates with its biased variance, 0. Under JAX data
+      parallelism (`keras.distribution.DataParallel`) the layer computes on the global
+      batch, so the update is the one-device update; under ``tf.distribute`` each replica
+      applies its own share's virtual batches and the replicas' results are averaged, so
+      the old value keeps ``momentum ** (k / replicas)``.
 
     Everything else is `keras.layers.BatchNormalization`: ``axis``, regularizers and
     constraints of ``beta`` and ``gamma``, and ``trainable=False``, which freezes the layer
@@ -88,6 +109,9 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
         batch_stats_in_inference: use the statistics of the (virtual) batch also in
             inference, as old Keras's ``BatchNormalization(mode=2)`` did in Keskar et al.'s
             code; the moving statistics are then still tracked but unused.
+        moving_statistics: ``"keras"`` (one update per call with the virtual batches' mean
+            biased statistics) or ``"per_ghost_batch"`` (one update per virtual batch with
+            its unbiased variance, as PyTorch's reference studies); see above.
         beta_initializer, gamma_initializer, moving_mean_initializer,
         moving_variance_initializer: initializers of the four weights.
         axis: the normalized (channel) axis, any but the batch axis (``1`` after a
@@ -115,6 +139,13 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
     array([-1., 1., 0.], dtype=float32)
     >>> isinstance(layer, keras.layers.BatchNormalization)
     True
+
+    Per ghost batch, two virtual batches of a call are two updates of the moving mean:
+
+    >>> reference = GhostBatchNormalization(2, momentum=0.5, moving_statistics="per_ghost_batch")
+    >>> _ = reference(x, training=True)  # virtual batch means 1, then 12
+    >>> keras.ops.convert_to_numpy(reference.moving_mean).tolist()  # (0 / 2 + 1 / 2) / 2 + 6
+    [6.25]
     """
 
     def __init__(
@@ -125,6 +156,7 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
         center: bool = True,
         scale: bool = True,
         batch_stats_in_inference: bool = False,
+        moving_statistics: str = "keras",
         beta_initializer: Any = "zeros",
         gamma_initializer: Any = "ones",
         moving_mean_initializer: Any = "zeros",
@@ -146,6 +178,11 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
             )
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        if moving_statistics not in MOVING_STATISTICS:
+            raise ValueError(
+                f"moving_statistics must be one of {', '.join(MOVING_STATISTICS)}, "
+                f"got {moving_statistics!r}"
+            )
         for option in _UNSUPPORTED:
             if kwargs.pop(option, False):
                 raise ValueError(f"GhostBatchNormalization does not support {option}=True")
@@ -167,6 +204,7 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
         )
         self.virtual_batch_size = virtual_batch_size
         self.batch_stats_in_inference = batch_stats_in_inference
+        self.moving_statistics = moving_statistics
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         rank = len(input_shape)
@@ -209,9 +247,9 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
             return ops.cast(outputs, self.compute_dtype)
         if mask is None:
             mask = _example_mask[0]
-        outputs, mean, variance, counted = self._normalize_virtual_batches(x, mask)
+        outputs, mean, variance, count = self._normalize_virtual_batches(x, mask)
         if update:
-            self._update_moving_statistics(mean, variance, counted)
+            self._update_moving_statistics(mean, variance, count)
         channel_shape = [1] * len(x.shape)
         channel_shape[self.axis] = -1
         if gamma is not None:
@@ -223,9 +261,9 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
     def _normalize_virtual_batches(self, x: Any, mask: Any) -> tuple[Any, Any, Any, Any]:
         """Normalize each virtual batch with its own statistics.
 
-        Returns the output and, per channel, the example-weighted mean of the virtual
-        batches' means and variances, and the number of counted elements (None when every
-        element counts).
+        Returns the output and, per virtual batch (the first axis) and channel (with
+        broadcastable dimensions), the mean, the biased variance and the number of counted
+        elements.
         """
         batch, features = ops.shape(x)[0], tuple(ops.shape(x)[1:])
         size = self.virtual_batch_size
@@ -248,6 +286,9 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
         axes = [i for i in range(1, len(grouped.shape)) if i != channel]
         if keep is None:
             mean, variance = ops.moments(grouped, axes=axes, keepdims=True)
+            count = ops.ones_like(mean)
+            for i in axes:
+                count = count * ops.cast(ops.shape(grouped)[i], x.dtype)
         else:
             keep = ops.reshape(keep, (*groups, *ops.shape(keep)[1:]))
             count = ops.sum(ops.cast(keep, x.dtype), axis=axes, keepdims=True)
@@ -264,12 +305,7 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
         outputs = ops.reshape(outputs, (-1, *features))
         if not isinstance(pad, int) or pad > 0:
             outputs = outputs[:batch]
-        if keep is None:
-            return outputs, _flat(ops.mean(mean, 0)), _flat(ops.mean(variance, 0)), None
-        total = ops.sum(count, axis=0)
-        share = count / ops.maximum(total, 1.0)
-        mean, variance = ops.sum(share * mean, axis=0), ops.sum(share * variance, axis=0)
-        return outputs, _flat(mean), _flat(variance), _flat(total)
+        return outputs, mean, variance, count
 
     def _expand_mask(self, mask: Any, x: Any) -> Any:
         """The mask as booleans of the inputs' rank (its dimensions lead, ones follow)."""
@@ -282,16 +318,29 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
         trailing = [1] * (len(x.shape) - rank)
         return ops.reshape(ops.cast(mask, "bool"), (*ops.shape(mask), *trailing))
 
-    def _update_moving_statistics(self, mean: Any, variance: Any, counted: Any) -> None:
+    def _update_moving_statistics(self, mean: Any, variance: Any, count: Any) -> None:
+        """Move the moving statistics by the virtual batches' (`_normalize_virtual_batches`)."""
         m = self.momentum
+        total = ops.sum(count, axis=0)
+        if self.moving_statistics == "keras":
+            # One update with the example-weighted mean of the virtual batches' statistics.
+            share = count / ops.maximum(total, 1.0)
+            old_share = ops.full_like(total, m)
+            weights = share * (1.0 - m)
+        else:
+            # One update per virtual batch that counts an element, in order: the i-th of k
+            # keeps m^(k - i) of its (1 - m) share, the old value m^k.
+            counts = ops.cast(count > 0, count.dtype)
+            later = ops.sum(counts, axis=0) - ops.cumsum(counts, axis=0)
+            old_share = ops.power(ops.cast(m, count.dtype), ops.sum(counts, axis=0))
+            weights = counts * (1.0 - m) * ops.power(ops.cast(m, count.dtype), later)
+            variance = variance * count / ops.maximum(count - 1.0, 1.0)  # unbiased
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
             old = ops.convert_to_tensor(moving)
-            new = old * m + ops.cast(batch, old.dtype) * (1.0 - m)
-            if counted is not None:
-                # A call whose examples are all masked out (a batch of padding) changes
-                # nothing.
-                new = ops.where(counted > 0, new, old)
-            moving.assign(new)
+            step = _flat(ops.sum(weights * batch, axis=0))
+            new = ops.cast(_flat(old_share), old.dtype) * old + ops.cast(step, old.dtype)
+            # A call whose examples are all masked out (a batch of padding) changes nothing.
+            moving.assign(ops.where(_flat(total) > 0, new, old))
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -301,6 +350,7 @@ class GhostBatchNormalization(keras.layers.BatchNormalization):
             {
                 "virtual_batch_size": self.virtual_batch_size,
                 "batch_stats_in_inference": self.batch_stats_in_inference,
+                "moving_statistics": self.moving_statistics,
             }
         )
         return config

@@ -97,3 +97,38 @@ def test_distribute_on_pytorch_is_refused_by_name(tmp_path):
     )
     assert result.returncode == 2
     assert "argument --distribute: needs the jax or tensorflow backend, not torch" in result.stderr
+
+
+# Ghost batch norm's per-ghost-batch moving statistics on two JAX devices: the layer sees
+# the global batch, so the update is the one-device (the reference's sequential) update.
+PER_GHOST_BATCH_SCRIPT = """
+import os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+import jax, keras, numpy as np
+from bsi_keras.layers import GhostBatchNormalization
+keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
+layer = GhostBatchNormalization(4, momentum=0.9, moving_statistics="per_ghost_batch")
+model = keras.Sequential([keras.Input((3,)), layer])
+model.compile(optimizer="sgd", loss="mse")
+x = np.random.default_rng(0).normal(1, 2, (16, 3)).astype("float32")
+model.train_on_batch(x, x)
+mean, var = np.zeros(3), np.ones(3)
+for start in range(0, 16, 4):
+    chunk = x[start : start + 4]
+    mean, var = 0.9 * mean + 0.1 * chunk.mean(0), 0.9 * var + 0.1 * chunk.var(0, ddof=1)
+assert len(jax.devices()) == 2
+np.testing.assert_allclose(np.asarray(layer.moving_mean), mean, rtol=1e-5, atol=1e-6)
+np.testing.assert_allclose(np.asarray(layer.moving_variance), var, rtol=1e-5, atol=1e-6)
+"""
+
+
+def test_per_ghost_batch_statistics_on_two_jax_devices_are_the_one_device_update():
+    pytest.importorskip("jax")
+    result = subprocess.run(
+        [sys.executable, "-c", PER_GHOST_BATCH_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -251,3 +251,90 @@ def test_channels_first_axis_matches_channels_last():
         np.testing.assert_allclose(numpy(a), numpy(b), rtol=1e-6)
     with pytest.raises(ValueError, match="axis"):
         GhostBatchNormalization(8, axis=0)(x)
+
+
+def torch_batchnorm_per_chunk(batches, virtual: int, momentum: float, channel_axis: int = -1):
+    """A numpy model of the reference: PyTorch's ``nn.BatchNorm2d`` run on each chunk.
+
+    Each chunk of ``virtual`` consecutive examples (the last one smaller where the batch is
+    not a multiple) updates ``running = (1 - p) running + p statistic`` with PyTorch's
+    momentum ``p`` (Keras's ``1 - momentum``), the mean and the *unbiased* variance.
+    """
+    p = 1.0 - momentum
+    channels = batches[0].shape[channel_axis]
+    mean, var = np.zeros(channels), np.ones(channels)
+    for x in batches:
+        for start in range(0, len(x), virtual):
+            chunk = np.moveaxis(x[start : start + virtual], channel_axis, -1).reshape(-1, channels)
+            mean = (1 - p) * mean + p * chunk.mean(0)
+            var = (1 - p) * var + p * chunk.var(0, ddof=1)
+    return mean, var
+
+
+@pytest.mark.parametrize(
+    "shape, virtual, batches",
+    [
+        ((4, 4, 3), 8, (32, 32)),  # whole ghost batches
+        ((4, 4, 3), 8, (20, 32, 5)),  # partial last ghost batch; a batch below one
+        ((5,), 16, (100, 7)),  # dense inputs, 6 whole + 4, then one of 7
+        ((3,), 2, (10, 10)),
+    ],
+)
+def test_per_ghost_batch_moving_statistics_match_pytorch_per_chunk(shape, virtual, batches):
+    rng = np.random.default_rng(12)
+    xs = [rng.normal(2, 3, (b, *shape)).astype("float32") for b in batches]
+    layer = GhostBatchNormalization(
+        virtual, momentum=MOMENTUM, epsilon=EPSILON, moving_statistics="per_ghost_batch"
+    )
+    for x in xs:
+        layer(x, training=True)
+    mean, var = torch_batchnorm_per_chunk(xs, virtual, MOMENTUM)
+    np.testing.assert_allclose(numpy(layer.moving_mean), mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(numpy(layer.moving_variance), var, rtol=1e-4, atol=1e-5)
+
+
+def test_per_ghost_batch_leaves_padding_out_and_keras_moves_once_per_call():
+    """Padding chunks are no update; today's convention keeps ``momentum`` of the old value."""
+    rng = np.random.default_rng(13)
+    real = rng.normal(2, 3, (20, 4, 4, 3)).astype("float32")
+    padded = np.concatenate([real, rng.normal(50, 9, (12, 4, 4, 3))]).astype("float32")
+    layer = GhostBatchNormalization(8, momentum=MOMENTUM, moving_statistics="per_ghost_batch")
+    layer(padded, training=True, mask=np.arange(32) < 20)
+    mean, var = torch_batchnorm_per_chunk([real], 8, MOMENTUM)
+    np.testing.assert_allclose(numpy(layer.moving_mean), mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(numpy(layer.moving_variance), var, rtol=1e-4, atol=1e-5)
+    # A batch of 16,000 in ghost batches of 128 with momentum 0.9 (WRN-16-4 at the end of
+    # Smith's schedule): 0.9 of the old moving mean survives per call in Keras's convention,
+    # 0.9 ** 125 (2e-6) in the reference's.
+    x = np.zeros((1280, 1), "float32")
+    for convention, share in (("keras", 0.9), ("per_ghost_batch", 0.9**10)):
+        layer = GhostBatchNormalization(
+            128, momentum=0.9, moving_mean_initializer="ones", moving_statistics=convention
+        )
+        layer(x, training=True)
+        np.testing.assert_allclose(numpy(layer.moving_mean), [share], rtol=1e-5)
+
+
+def test_moving_statistics_option_is_saved_and_validated():
+    layer = GhostBatchNormalization(4, moving_statistics="per_ghost_batch")
+    assert layer.get_config()["moving_statistics"] == "per_ghost_batch"
+    copy = GhostBatchNormalization.from_config(layer.get_config())
+    assert copy.moving_statistics == "per_ghost_batch"
+    assert GhostBatchNormalization(4).moving_statistics == "keras"
+    with pytest.raises(ValueError, match="moving_statistics must be one of keras, per_ghost"):
+        GhostBatchNormalization(4, moving_statistics="pytorch")
+
+
+@pytest.mark.filterwarnings("ignore:The model does not have any trainable weights")
+def test_per_ghost_batch_in_train_steps_of_varying_batch_sizes_match_pytorch():
+    """In compiled train steps (TensorFlow retraces with an unknown batch size)."""
+    layer = GhostBatchNormalization(4, momentum=MOMENTUM, moving_statistics="per_ghost_batch")
+    model = keras.Sequential([keras.Input((3,)), layer])
+    model.compile(optimizer="sgd", loss="mse")
+    rng = np.random.default_rng(14)
+    xs = [rng.normal(1, 2, (b, 3)).astype("float32") for b in (8, 6, 12, 7, 3)]
+    for x in xs:
+        model.train_on_batch(x, x)
+    mean, var = torch_batchnorm_per_chunk(xs, 4, MOMENTUM)
+    np.testing.assert_allclose(numpy(layer.moving_mean), mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(numpy(layer.moving_variance), var, rtol=1e-4, atol=1e-5)

@@ -11,8 +11,11 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
 
 
-def execute(name: str, timeout: int = 600) -> nbformat.NotebookNode:
+def execute(name: str, timeout: int = 600, prelude: str = "") -> nbformat.NotebookNode:
+    """Run a notebook in its quick setting; ``prelude``: code run first in its kernel."""
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    if prelude:
+        notebook.cells.insert(0, nbformat.v4.new_code_cell(prelude))
     os.environ["BSI_QUICK"] = "1"
     try:
         # Run in the notebooks' folder, as Jupyter does.
@@ -58,6 +61,7 @@ def test_mnist_schedules_notebook():
 def test_visualisation_notebook():
     notebook = execute("visualisation.ipynb")
     text = outputs_text(notebook)
+    assert "BSI_QUICK=1: training two tiny demo runs instead of the smith sweep" in text
     assert "decay_lr" in text and "increase_bs" in text
     assert len(images(notebook)) == 1
 
@@ -91,4 +95,30 @@ def test_sharp_minima_notebook():
         sharpness = [v for k, v in results[name].items() if k.startswith("sharpness")]
         assert len(sharpness) == 4 and all(v >= 0 for v in sharpness)
     assert results["mnist_cnn surface"]["points"] == 25
+    assert len(images(notebook)) == 5
+
+
+# A machine without Fashion-MNIST: no Debian package, no download.
+WITHOUT_FASHION_MNIST = """
+from pathlib import Path
+import keras
+import bsi_keras.data
+
+bsi_keras.data.DEBIAN_FASHION_MNIST = Path("/nonexistent/fashion-mnist")
+
+def offline(*args, **kwargs):
+    raise OSError("no network")
+
+keras.datasets.fashion_mnist.load_data = offline
+"""
+
+
+@pytest.mark.notebook
+def test_sharp_minima_notebook_falls_back_to_the_sample_without_fashion_mnist():
+    notebook = execute("sharp_minima.ipynb", timeout=300, prelude=WITHOUT_FASHION_MNIST)
+    text = outputs_text(notebook)
+    assert "BSI_QUICK=1: using the bundled MNIST sample (mnist_sample) instead" in text
+    assert "could not load fashion_mnist" in text
+    results = printed_json(notebook)
+    assert 0.0 <= results["small batch"]["test_accuracy"] <= 1.0
     assert len(images(notebook)) == 5

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from bsi_keras import schedules
 from bsi_keras.cli.checks import SpecError
 from bsi_keras.data import available_datasets
+from bsi_keras.layers import MOVING_STATISTICS
 from bsi_keras.models import available_models, is_model_name
 from bsi_keras.optimizers import OPTIMIZERS, is_optimizer_name
 from bsi_keras.runtime import physical_batch
@@ -54,6 +55,7 @@ FAMILY_DEFAULTS = {
     "mnist": {
         "model": "mnist_cnn",
         "mini_batch_size": 10,
+        "bn_statistics": "keras",
         "epochs": 6,
         "batch_size": 100,
         "lr": 0.05,
@@ -65,6 +67,7 @@ FAMILY_DEFAULTS = {
     "cifar": {
         "model": "wrn_16_4",
         "mini_batch_size": 128,
+        "bn_statistics": "per_ghost_batch",
         "epochs": 200,
         "batch_size": 128,
         "lr": 0.1,
@@ -263,6 +266,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="ghost batch norm virtual batch size (0: the whole batch)",
+    )
+    m.add_argument(
+        "--bn_statistics",
+        default=None,
+        choices=MOVING_STATISTICS,
+        help="ghost batch norm moving statistics: one update per call with the ghost batches' "
+        "mean biased statistics (keras, Keras 2's), or one per ghost batch with its unbiased "
+        "variance (per_ghost_batch, the PyTorch reference studies')",
+    )
+    m.add_argument(
+        "--weights",
+        default=None,
+        help="initial weights: a .weights.h5 or .keras file of the built model, or imagenet "
+        "(mobilenet_v2: Keras's ImageNet weights, downloaded once)",
     )
     m.add_argument(
         "--dataset",

@@ -23,6 +23,7 @@ COLUMNS = (
     "test accuracy",
     "updates",
     "train s",
+    "s/epoch",
     "compile s",
 )
 
@@ -42,8 +43,15 @@ def summary_row(folder: str | os.PathLike, label: str | None = None) -> dict[str
         "test accuracy": f"{100 * accuracy:.2f}%" if accuracy is not None else "",
         "updates": summary["total_updates"],
         "train s": f"{summary['train_seconds']:.1f}",
+        "s/epoch": _seconds_per_epoch(summary),
         "compile s": f"{summary['compile_seconds']:.1f}",
     }
+
+
+def _seconds_per_epoch(summary: dict[str, Any]) -> str:
+    """Training seconds per finished epoch (compilation left out), as the seeds' tables."""
+    epochs = summary.get("epochs_finished")
+    return f"{summary['train_seconds'] / epochs:.1f}" if epochs else ""
 
 
 def _optimizer_name(config: dict[str, Any]) -> str:

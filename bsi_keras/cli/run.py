@@ -220,21 +220,52 @@ def _check_stored(schedule: BaseSchedule, stored: Mapping[str, object], folder: 
 
 
 def _build_model(spec: RunSpec, dataset: Dataset) -> keras.Model:
+    """The spec's model for the dataset's inputs, with the ``--weights`` it asks for.
+
+    Raises:
+        SpecError: naming ``--weights``, for ImageNet weights Keras cannot download or a
+            weights file that does not fit the model.
+    """
     from bsi_keras.models import get_model
 
-    return get_model(
-        spec.model.name,
-        input_shape=dataset.input_shape,
-        num_classes=dataset.num_classes,
-        virtual_batch_size=spec.model.mini_batch_size or None,
-        weight_decay=spec.model.weight_decay,
-    )
+    options, weights = spec.model, spec.model.weights
+    try:
+        model = get_model(
+            options.name,
+            input_shape=dataset.input_shape,
+            num_classes=dataset.num_classes,
+            virtual_batch_size=options.mini_batch_size or None,
+            weight_decay=options.weight_decay,
+            bn_statistics=options.bn_statistics,
+            **({"weights": weights} if weights == "imagenet" else {}),
+        )
+    except (ValueError, TypeError):
+        raise
+    except Exception as error:  # keras.utils.get_file raises a bare Exception offline
+        if weights != "imagenet":
+            raise
+        raise SpecError(
+            "--weights",
+            f"Keras could not download the ImageNet weights of {options.name} ({error}); "
+            "without network, pass a local .weights.h5 or .keras file instead",
+        ) from None
+    if weights not in (None, "imagenet"):
+        try:
+            model.load_weights(weights)
+        except Exception as error:  # h5py's and Keras's errors of a file that does not fit
+            raise SpecError(
+                "--weights",
+                f"{weights} does not fit {options.name} built for {dataset.name}: {error}",
+            ) from None
+    return model
 
 
 def _check_model(spec: RunSpec, dataset: Dataset) -> None:
     """Refuse a model that cannot take the dataset's inputs before any run starts."""
     try:
         _build_model(spec, dataset)
+    except SpecError:
+        raise
     except (ValueError, TypeError) as error:
         raise SpecError(
             "--model",

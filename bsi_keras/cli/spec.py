@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -42,6 +43,7 @@ from bsi_keras.cli.flags import (
 )
 from bsi_keras.cli.schedule_spec import ScheduleSpec
 from bsi_keras.data import available_datasets, known_sizes
+from bsi_keras.layers import MOVING_STATISTICS
 from bsi_keras.models import is_model_name
 from bsi_keras.runtime import distribution, physical_batch
 from bsi_keras.schedules import BaseSchedule
@@ -56,7 +58,7 @@ RENAMED_DESTS = {"doubleEndFactor": "double_end_factor", "saveState": "save_stat
 @dataclass(frozen=True)
 class ModelSpec:
     """The model and its data: ``--model --dataset --data_dir --num_train --num_test
-    --mini_batch_size --weight_decay --no_augment``."""
+    --mini_batch_size --weight_decay --no_augment --bn_statistics --weights``."""
 
     name: str = "mnist_cnn"
     dataset: str = "mnist_sample"
@@ -66,6 +68,8 @@ class ModelSpec:
     mini_batch_size: int = 10
     weight_decay: float = 0.0
     no_augment: bool = False
+    bn_statistics: str = "keras"
+    weights: str | None = None
 
     def __post_init__(self) -> None:
         if not is_model_name(self.name):
@@ -77,10 +81,29 @@ class ModelSpec:
         checks.non_negative_number("--weight_decay", self.weight_decay)
         if self.no_augment and family(self.dataset) != "cifar":
             raise SpecError("--no_augment", f"{self.dataset} has no augmentation to turn off")
+        checks.one_of("--bn_statistics", self.bn_statistics, MOVING_STATISTICS)
+        self._check_weights()
         sizes = None if self.data_dir else known_sizes(self.dataset)
         for flag, value, known in zip(("num_train", "num_test"), self.subset, sizes or ()):
             if value is not None and value > known:
                 raise SpecError(f"--{flag}", f"{self.dataset} has only {known} examples there")
+
+    def _check_weights(self) -> None:
+        if self.weights is None:
+            return
+        if self.weights == "imagenet":
+            if self.name != "mobilenet_v2":
+                raise SpecError(
+                    "--weights", f"imagenet weights exist for mobilenet_v2 only, not {self.name}"
+                )
+            return
+        if not self.weights.endswith((".weights.h5", ".keras")):
+            raise SpecError(
+                "--weights",
+                f"expected imagenet, a .weights.h5 or a .keras file, got {self.weights!r}",
+            )
+        if not os.path.isfile(self.weights):
+            raise SpecError("--weights", f"no such file: {self.weights}")
 
     @property
     def subset(self) -> tuple[int | None, int | None]:

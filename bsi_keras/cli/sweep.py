@@ -98,19 +98,70 @@ def _loss_dropout() -> list[Run]:
     ]
 
 
-def _mobilenet() -> list[Run]:
-    common = {
-        **CIFAR,
-        "model": "mobilenet_v2",
-        "schedule": "constant",
-        "scale_lr": "linear",
-        "lr": 0.1,
-        "reference_batch": 256,
-        "warmup_epochs": 5.0,
-        "lr_curve": "cosine",
-        "weight_decay": 1e-4,
-    }
-    return [(f"mobilenet_{b}", {**common, "batch_size": b}) for b in (32, 64, 128, 256, 512, 1024)]
+# Seed 001's MobileNetV2 table (HaoKang-Timmy/large_batch_training) has two readings: the
+# later upstream README trains from scratch at 0.1 x B / 256 with warmup; the seed's own
+# text fine-tunes the ImageNet weights at 3e-4 x B / 32 without warmup. Both: cosine over
+# 200 epochs, SGD momentum 0.9, weight decay 1e-4; ghost batches of 128, or the whole batch
+# below that (the reference's plain batch norm).
+MOBILENET_BATCHES = (32, 64, 128, 256, 512, 1024)
+MOBILENET: Overrides = {
+    **CIFAR,
+    "model": "mobilenet_v2",
+    "schedule": "constant",
+    "scale_lr": "linear",
+    "lr_curve": "cosine",
+    "weight_decay": 1e-4,
+}
+
+
+def _mobilenet_runs(prefix: str, reading: Overrides) -> list[Run]:
+    return [
+        (f"{prefix}_{b}", {**MOBILENET, **reading, "batch_size": b, "mini_batch_size": min(b, 128)})
+        for b in MOBILENET_BATCHES
+    ]
+
+
+def _mobilenet_scratch() -> list[Run]:
+    reading = {"lr": 0.1, "reference_batch": 256, "warmup_epochs": 5.0}
+    return _mobilenet_runs("mobilenet", reading)
+
+
+def _mobilenet_finetune() -> list[Run]:
+    reading = {"weights": "imagenet", "lr": 3e-4, "reference_batch": 32}
+    return _mobilenet_runs("finetune", reading)
+
+
+# Seed 003's grid: fixed batch sizes x {no rule, linear, sqrt scaling from LR 0.1 at 128}
+# x {no warmup, 5 warmup epochs}, ghost batches of 128, the reference's LR decay.
+SCALING_GRID_BATCHES = (128, 512, 2048, 8192)
+
+
+def _scaling_grid() -> list[Run]:
+    runs = []
+    for b in SCALING_GRID_BATCHES:
+        common = {
+            **CIFAR,
+            "schedule": "decay_lr",
+            "batch_size": b,
+            "lr": 0.1,
+            "mini_batch_size": 128,
+            "reference_batch": 128,
+        }
+        runs.append((f"b{b}_none", {**common, "scale_lr": "none"}))
+        for rule in ("linear", "sqrt"):
+            runs.append((f"b{b}_{rule}", {**common, "scale_lr": rule}))
+            runs.append((f"b{b}_{rule}_warmup", {**common, "scale_lr": rule, "warmup_epochs": 5.0}))
+    return runs
+
+
+def _bsi_224() -> list[Run]:
+    # Seed 000's "modified 2,048 BSI 2,2,4" (`--doubleEndFactor`): 2048 -> 4096 -> 8192 ->
+    # 32768 at the tuned LR of batch 2048, against its LR-decay twin.
+    common = {**CIFAR, "batch_size": 2048, "lr": 0.25, "factor": 2.0}
+    return [
+        ("bsi_224", {**common, "schedule": "increase_bs", "double_end_factor": True}),
+        ("lrd_2048", {**common, "schedule": "decay_lr"}),
+    ]
 
 
 # The SAM study, per dataset: its flags, batch sizes (x4 apart, small to large) and the LR
@@ -172,7 +223,11 @@ RECIPES: dict[str, Callable[[], list[Run]]] = {
     "bsi_from_large": _bsi_from_large,
     "smith": _smith,
     "loss_dropout": _loss_dropout,
-    "mobilenet": _mobilenet,
+    "mobilenet_scratch": _mobilenet_scratch,
+    "mobilenet": _mobilenet_scratch,  # the name before the fine-tuning reading was added
+    "mobilenet_finetune": _mobilenet_finetune,
+    "scaling_grid": _scaling_grid,
+    "bsi_224": _bsi_224,
     "sam_study": _sam_study,
 }
 
@@ -294,6 +349,36 @@ def run_sweep(
     if finished:
         write_summary(finished, folder)
     return finished
+
+
+def sweep_runs(
+    recipe: str, root: str | Path = "runs/sweeps", start: str | Path | None = None
+) -> list[Path]:
+    """The run folders (those with a ``log.csv``) of a sweep, found from anywhere in the repo.
+
+    A sweep run from the repository's root writes ``runs/sweeps/RECIPE/<run>/``; a notebook
+    runs in ``notebooks/``. The first ``root / recipe`` found in ``start`` or one of its
+    parents is read.
+
+    Args:
+        recipe: the recipe's name (its folder under ``root``).
+        root: the sweeps' folder, relative (as ``--root`` of the sweep command).
+        start: where to start looking (default: the working directory).
+
+    Returns:
+        The run folders, sorted by name; empty where no such sweep folder exists.
+
+    Example:
+
+    >>> sweep_runs("smith", start="/nonexistent")
+    []
+    """
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        sweep = folder / root / recipe
+        if sweep.is_dir():
+            return sorted(log.parent for log in sweep.glob("*/log.csv"))
+    return []
 
 
 def write_summary(folders: Sequence[Path], out: Path) -> None:

@@ -57,8 +57,9 @@ def is_model_name(name: str) -> bool:
 def register_model(name: str, builder: ModelBuilder) -> None:
     """Add ``builder`` to the registry under ``name`` (for user models).
 
-    The command line calls it with ``input_shape``, ``num_classes``, ``virtual_batch_size``
-    and ``weight_decay``, as the built-in builders take them.
+    The command line calls it with ``input_shape``, ``num_classes``, ``virtual_batch_size``,
+    ``weight_decay`` and ``bn_statistics`` (the ghost batch norms' ``moving_statistics``), as
+    the built-in builders take them.
     """
     if name in _REGISTRY:
         raise ValueError(f"a model named {name!r} is already registered")
@@ -72,7 +73,8 @@ def get_model(name: str, **options: Any) -> keras.Model:
         name: a name from `available_models`, or ``wrn_<depth>_<width>`` with an optional
             ``_preact`` / ``_postact`` suffix.
         **options: passed to the builder (``input_shape``, ``num_classes``,
-            ``virtual_batch_size``, ``weight_decay``, and the model's own options).
+            ``virtual_batch_size``, ``weight_decay``, ``bn_statistics``, and the model's own
+            options).
 
     Returns:
         A new, uncompiled `keras.Model`.

@@ -28,6 +28,7 @@ def _normalized_relu(
     batch_stats: bool,
     decay: keras.regularizers.Regularizer | None,
     epsilon: float = 1e-3,
+    moving_statistics: str = "keras",
 ) -> list[keras.layers.Layer]:
     """BN then ReLU, the block that follows every conv and hidden dense layer."""
     return [
@@ -36,6 +37,7 @@ def _normalized_relu(
             momentum=momentum,
             epsilon=epsilon,
             batch_stats_in_inference=batch_stats,
+            moving_statistics=moving_statistics,
             beta_regularizer=decay,
             gamma_regularizer=decay,
             name=f"{name}_bn",
@@ -56,6 +58,7 @@ def c1(
     batch_stats_in_inference: bool = False,
     bn_momentum: float = 0.9,
     weight_decay: float = 0.0,
+    bn_statistics: str = "keras",
 ) -> keras.Model:
     """C1, the reference's ``shallownet`` (C3 is the same net on CIFAR-100).
 
@@ -72,6 +75,9 @@ def c1(
             that the few hundred updates of a large-batch run leave them on the data).
         weight_decay: PyTorch-style weight decay of every trainable weight (see
             `bsi_keras.models.weight_decay`).
+        bn_statistics: how the moving statistics follow the ghost batches, ``"keras"`` or
+            ``"per_ghost_batch"`` (the reference PyTorch studies'; see
+            `bsi_keras.layers.GhostBatchNormalization`'s ``moving_statistics``).
 
     Returns:
         An uncompiled model whose output is class probabilities.
@@ -87,7 +93,12 @@ def c1(
         layers += [
             keras.layers.Conv2D(64, 5, padding="same", name=f"conv{i}", **_decayed(decay)),
             *_normalized_relu(
-                f"conv{i}", virtual_batch_size, bn_momentum, batch_stats_in_inference, decay
+                f"conv{i}",
+                virtual_batch_size,
+                bn_momentum,
+                batch_stats_in_inference,
+                decay,
+                moving_statistics=bn_statistics,
             ),
             keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{i}"),
         ]
@@ -96,7 +107,12 @@ def c1(
         layers += [
             keras.layers.Dense(units, name=f"dense{i}", **_decayed(decay)),
             *_normalized_relu(
-                f"dense{i}", virtual_batch_size, bn_momentum, batch_stats_in_inference, decay
+                f"dense{i}",
+                virtual_batch_size,
+                bn_momentum,
+                batch_stats_in_inference,
+                decay,
+                moving_statistics=bn_statistics,
             ),
             keras.layers.Dropout(0.5, name=f"dense{i}_dropout"),
         ]
@@ -124,6 +140,7 @@ def c2(
     batch_stats_in_inference: bool = False,
     bn_momentum: float = 0.9,
     weight_decay: float = 0.0,
+    bn_statistics: str = "keras",
 ) -> keras.Model:
     """C2, the reference's VGG-like ``deepnet`` (C4 is the same net on CIFAR-100).
 
@@ -141,6 +158,9 @@ def c2(
         bn_momentum: momentum of the moving statistics (see `c1`).
         weight_decay: PyTorch-style weight decay of every trainable weight (see
             `bsi_keras.models.weight_decay`).
+        bn_statistics: how the moving statistics follow the ghost batches, ``"keras"`` or
+            ``"per_ghost_batch"`` (the reference PyTorch studies'; see
+            `bsi_keras.layers.GhostBatchNormalization`'s ``moving_statistics``).
 
     Returns:
         An uncompiled model whose output is class probabilities.
@@ -160,7 +180,12 @@ def c2(
             layers += [
                 keras.layers.Conv2D(filters, 3, padding="same", name=name, **_decayed(decay)),
                 *_normalized_relu(
-                    name, virtual_batch_size, bn_momentum, batch_stats_in_inference, decay
+                    name,
+                    virtual_batch_size,
+                    bn_momentum,
+                    batch_stats_in_inference,
+                    decay,
+                    moving_statistics=bn_statistics,
                 ),
             ]
             if dropout is not None:
@@ -171,7 +196,12 @@ def c2(
         keras.layers.Dropout(0.5, name="flatten_dropout"),
         keras.layers.Dense(512, name="dense1", **_decayed(decay)),
         *_normalized_relu(
-            "dense1", virtual_batch_size, bn_momentum, batch_stats_in_inference, decay
+            "dense1",
+            virtual_batch_size,
+            bn_momentum,
+            batch_stats_in_inference,
+            decay,
+            moving_statistics=bn_statistics,
         ),
         keras.layers.Dropout(0.5, name="dense1_dropout"),
         keras.layers.Dense(num_classes, activation="softmax", name="classifier", **_decayed(decay)),
@@ -189,6 +219,7 @@ def f1(
     units: int = 512,
     bn_epsilon: float = 1e-3,
     weight_decay: float = 0.0,
+    bn_statistics: str = "keras",
 ) -> keras.Model:
     """F1, the paper's fully connected MNIST network.
 
@@ -215,6 +246,9 @@ def f1(
             preset uses PyTorch's 1e-5).
         weight_decay: PyTorch-style weight decay of every trainable weight (see
             `bsi_keras.models.weight_decay`).
+        bn_statistics: how the moving statistics follow the ghost batches, ``"keras"`` or
+            ``"per_ghost_batch"`` (the reference PyTorch studies'; see
+            `bsi_keras.layers.GhostBatchNormalization`'s ``moving_statistics``).
 
     Returns:
         An uncompiled model whose output is class probabilities.
@@ -239,6 +273,7 @@ def f1(
                 batch_stats_in_inference,
                 decay,
                 bn_epsilon,
+                bn_statistics,
             ),
         ]
     layers.append(

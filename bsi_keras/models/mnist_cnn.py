@@ -15,6 +15,7 @@ def mnist_cnn(
     filters: int = 8,
     bn_momentum: float = 0.9,
     weight_decay: float = 0.0,
+    bn_statistics: str = "keras",
 ) -> keras.Model:
     """Ghost BN, Conv2D 3x3 (no activation), MaxPooling 2, Flatten, Dense softmax.
 
@@ -33,6 +34,9 @@ def mnist_cnn(
             under study.
         weight_decay: PyTorch-style weight decay of every trainable weight (see
             `bsi_keras.models.weight_decay`).
+        bn_statistics: how the moving statistics follow the ghost batches, ``"keras"`` or
+            ``"per_ghost_batch"`` (the PyTorch studies'; see
+            `bsi_keras.layers.GhostBatchNormalization`'s ``moving_statistics``).
 
     Returns:
         An uncompiled model whose output is class probabilities.
@@ -49,6 +53,7 @@ def mnist_cnn(
             GhostBatchNormalization(
                 virtual_batch_size,
                 momentum=bn_momentum,
+                moving_statistics=bn_statistics,
                 beta_regularizer=decay,
                 gamma_regularizer=decay,
                 name="ghost_bn",

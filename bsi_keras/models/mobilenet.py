@@ -35,6 +35,7 @@ def mobilenet_v2(
     cifar_strides: bool = True,
     bn_momentum: float | None = 0.9,
     weight_decay: float = 0.0,
+    bn_statistics: str = "keras",
 ) -> keras.Model:
     """`keras.applications.MobileNetV2` with ghost batch norm and a ``num_classes`` head.
 
@@ -53,6 +54,9 @@ def mobilenet_v2(
             None keeps the application's.
         weight_decay: PyTorch-style weight decay of every trainable weight (see
             `bsi_keras.models.weight_decay`).
+        bn_statistics: how the moving statistics follow the ghost batches, ``"keras"`` or
+            ``"per_ghost_batch"`` (see `bsi_keras.layers.GhostBatchNormalization`'s
+            ``moving_statistics``).
 
     Returns:
         An uncompiled model whose output is class probabilities.
@@ -67,7 +71,9 @@ def mobilenet_v2(
         input_shape=input_shape, alpha=alpha, include_top=False, weights=weights, pooling="avg"
     )
     changes = CIFAR_STRIDES if cifar_strides else {}
-    features = with_ghost_batch_norm(base, virtual_batch_size, bn_momentum, changes, weight_decay)
+    features = with_ghost_batch_norm(
+        base, virtual_batch_size, bn_momentum, changes, weight_decay, bn_statistics
+    )
     decay = weight_decay_regularizer(weight_decay)
     outputs = keras.layers.Dense(
         num_classes,
@@ -85,6 +91,7 @@ def with_ghost_batch_norm(
     momentum: float | None = None,
     config_changes: Mapping[str, Mapping[str, Any]] | None = None,
     weight_decay: float = 0.0,
+    moving_statistics: str = "keras",
 ) -> keras.Model:
     """A copy of a functional model whose batch normalizations are ghost batch norms.
 
@@ -95,6 +102,7 @@ def with_ghost_batch_norm(
         config_changes: per layer name, config entries to override in the copy.
         weight_decay: PyTorch-style weight decay, put in every weight regularizer of every
             layer of the copy (`bsi_keras.models.weight_decay`); 0 keeps the layers' own.
+        moving_statistics: the new normalizations' convention (`GhostBatchNormalization`).
 
     Returns:
         The new model, with the weights of ``model``.
@@ -122,7 +130,7 @@ def with_ghost_batch_norm(
                 if key.endswith("_regularizer") and key != "activity_regularizer":
                     config[key] = decay
         if isinstance(layer, keras.layers.BatchNormalization):
-            return _ghost_batch_norm(config, virtual_batch_size, momentum)
+            return _ghost_batch_norm(config, virtual_batch_size, momentum, moving_statistics)
         return layer.__class__.from_config(config)
 
     copy = keras.models.clone_model(model, clone_function=clone)
@@ -133,10 +141,17 @@ def with_ghost_batch_norm(
 
 
 def _ghost_batch_norm(
-    config: dict[str, Any], virtual_batch_size: int | None, momentum: float | None
+    config: dict[str, Any],
+    virtual_batch_size: int | None,
+    momentum: float | None,
+    moving_statistics: str,
 ) -> GhostBatchNormalization:
     """A ghost batch norm from a `BatchNormalization` config (same weights, same order)."""
-    config = {**config, "virtual_batch_size": virtual_batch_size}
+    config = {
+        **config,
+        "virtual_batch_size": virtual_batch_size,
+        "moving_statistics": moving_statistics,
+    }
     if momentum is not None:
         config["momentum"] = momentum
     return GhostBatchNormalization.from_config(config)

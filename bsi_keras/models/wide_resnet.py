@@ -47,6 +47,7 @@ def wide_resnet(
     bn_momentum: float = 0.9,
     bn_epsilon: float = 1e-5,
     weight_decay: float = 0.0,
+    bn_statistics: str = "keras",
     name: str | None = None,
 ) -> keras.Model:
     """WRN-``depth``-``width``: three stages of basic residual blocks, ghost batch norm.
@@ -69,6 +70,9 @@ def wide_resnet(
         bn_epsilon: epsilon of the normalizations (PyTorch's default).
         weight_decay: PyTorch-style weight decay of every trainable weight (see
             `bsi_keras.models.weight_decay`).
+        bn_statistics: how the moving statistics follow the ghost batches, ``"keras"`` or
+            ``"per_ghost_batch"`` (the reference PyTorch studies'; see
+            `bsi_keras.layers.GhostBatchNormalization`'s ``moving_statistics``).
         name: the model's name (default ``wrn_<depth>_<width>``, ``_preact`` appended for
             that style).
 
@@ -99,6 +103,7 @@ def wide_resnet(
         virtual_batch_size,
         momentum=bn_momentum,
         epsilon=bn_epsilon,
+        moving_statistics=bn_statistics,
         beta_regularizer=decay,
         gamma_regularizer=decay,
     )
