@@ -88,6 +88,7 @@ def train_once(
         num_classes=dataset.num_classes,
         virtual_batch_size=family["mini_batch_size"],
         weight_decay=family["weight_decay"],
+        bn_statistics=family["bn_statistics"],
     )
     optimizer = optimizers.get_optimizer(
         "momentum", schedule.at(0).lr, clip_norm=family["clip_norm"]
