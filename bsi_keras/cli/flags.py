@@ -8,6 +8,10 @@ follow the dataset: the MNIST experiment for the MNIST family, the reference CIF
 (WRN-16-4, 200 epochs, milestones 60/120/160, ...) for CIFAR. `parse` gives the flags with
 every default filled; `bsi_keras.cli.spec.RunSpec.from_args` checks their values.
 
+This module is longer than 400 lines because it is the one table of the command line's
+flags (about seventy, each with its help text, which the README's flag table is generated
+from); split, the table would be in several places.
+
 Example:
 
 >>> args = parse(["--dataset", "cifar10", "--LRD"])

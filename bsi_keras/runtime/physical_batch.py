@@ -41,8 +41,9 @@ def accelerator_present() -> bool:
     >>> isinstance(accelerator_present(), bool)
     True
     """
+    distribution = getattr(keras, "distribution", None)  # None on PyTorch
     try:
-        devices = keras.distribution.list_devices()
+        devices = distribution.list_devices() if distribution is not None else []
     except (NotImplementedError, RuntimeError, ValueError):
         return False
     return any(not str(device).lower().startswith("cpu") for device in devices)
