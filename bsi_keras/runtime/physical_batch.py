@@ -41,11 +41,10 @@ def accelerator_present() -> bool:
     >>> isinstance(accelerator_present(), bool)
     True
     """
-    distribution = getattr(keras, "distribution", None)  # None on PyTorch
     try:
-        devices = distribution.list_devices() if distribution is not None else []
-    except (NotImplementedError, RuntimeError, ValueError):
-        return False
+        devices = keras.distribution.list_devices()
+    except (AttributeError, NotImplementedError, RuntimeError, ValueError):
+        return False  # a backend without Keras's distribution API (PyTorch): no probe
     return any(not str(device).lower().startswith("cpu") for device in devices)
 
 
