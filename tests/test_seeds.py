@@ -1,0 +1,80 @@
+"""Seeds as a dimension: the statistics by hand, the flags, runs over seeds and their report."""
+
+import json
+import math
+
+import pytest
+
+from bsi_keras import run, stats
+from bsi_keras.cli import sweep
+from bsi_keras.run_folder import read_log
+
+TINY = ["--dataset", "mnist_sample", "--num_train", "200", "--num_test", "100", "--verbose", "0"]
+
+
+def test_mean_and_sample_std_by_hand():
+    # mean (88 + 89 + 91) / 3 = 89.333..; squares 1.7778 + 0.1111 + 2.7778 = 4.6667; / 2 -> 2.3333
+    mean, std = stats.mean_std([88.0, 89.0, 91.0])
+    assert mean == pytest.approx(89.333333, abs=1e-6)
+    assert std == pytest.approx(math.sqrt(7 / 3), abs=1e-12)
+    assert math.isnan(stats.mean_std([1.0])[1])
+
+
+def test_paired_interval_by_hand():
+    # d = (0.5, 0.3, 0.1, 0.4, 0.2): mean 0.3, sd sqrt(0.1 / 4) = 0.158114, se 0.070711,
+    # t_{0.975, 4} = 2.776445 -> half width 0.196324
+    difference = stats.paired_difference([90.5, 90.3, 90.1, 90.4, 90.2], [90.0] * 5)
+    assert difference.mean == pytest.approx(0.3)
+    assert difference.low == pytest.approx(0.3 - 0.196324, abs=1e-6)
+    assert difference.high == pytest.approx(0.3 + 0.196324, abs=1e-6)
+    assert difference.resolved and difference.format() == "+0.30 (+0.10 to +0.50)"
+    # d = (1, -1, 0.5): the interval contains zero
+    unresolved = stats.paired_difference([1.0, -1.0, 0.5], [0.0, 0.0, 0.0])
+    assert not unresolved.resolved and unresolved.format().endswith(", unresolved")
+    assert stats.paired_difference([1.0], [0.0]).format() == "+1.00 (one seed), unresolved"
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--seeds", "0", "1", "--seed", "3"], "--seeds"),
+        (["--num_seeds", "2", "--seed", "3"], "--num_seeds"),
+        (["--seeds", "0", "--num_seeds", "2"], "--num_seeds"),
+        (["--seeds", "1", "1"], "--seeds"),
+        (["--num_seeds", "0"], "--num_seeds"),
+    ],
+)
+def test_seed_flags_refuse_contradictions(argv, flag, capsys):
+    with pytest.raises(SystemExit) as info:
+        run.main(argv)
+    assert info.value.code == 2
+    assert f"argument {flag}:" in capsys.readouterr().err
+
+
+def test_sweep_refuses_seeds_with_a_seed_for_its_runs(capsys):
+    with pytest.raises(SystemExit):
+        sweep.main(["smith", "--seeds", "0", "1", "--", "--seed", "2"])
+    assert "argument --seeds: contradicts --seed" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    """``--schedule all --seeds 0 1`` on 200 images, 3 epochs: six tiny runs."""
+    root = tmp_path_factory.mktemp("seeds") / "compare"
+    argv = [*TINY, "--schedule", "all", "--epochs", "3", "--batch_size", "20"]
+    assert run.main([*argv, "--seeds", "0", "1", "--filename", str(root)]) == 0
+    return root, argv
+
+
+def test_seeds_write_one_folder_per_seed_and_schedule_paired(seeded, capsys):
+    root, argv = seeded
+    for seed in (0, 1):
+        firsts = set()
+        for name in ("decay_lr", "hybrid", "increase_bs"):
+            folder = root / f"seed_{seed}" / name
+            assert json.loads((folder / "config.json").read_text())["spec"]["run"]["seed"] == seed
+            firsts.add(read_log(folder / "log.csv")[0]["val_loss"])
+        assert len(firsts) == 1  # the first epoch is the same for the three: same weights, order
+    assert (root / "comparison.png").stat().st_size > 10_000
+    assert run.main([*argv, "--num_seeds", "2", "--filename", str(root)]) == 0  # all done
+    assert capsys.readouterr().out.count("finished before, skipped") == 6
