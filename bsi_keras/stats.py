@@ -73,6 +73,8 @@ class PairedDifference:
         """
         if self.n < 2:
             return f"{self.mean:+.{digits}f} (one seed), unresolved"
+        if self.low == self.high:  # no spread: the same difference on every seed
+            return f"{self.mean:+.{digits}f} (every seed)" + ("" if self.resolved else ", none")
         text = f"{self.mean:+.{digits}f} ({self.low:+.{digits}f} to {self.high:+.{digits}f})"
         return text if self.resolved else f"{text}, unresolved"
 

@@ -1,12 +1,14 @@
 """Seeds as a dimension: the statistics by hand, the flags, runs over seeds and their report."""
 
+import csv
+import io
 import json
 import math
 
 import pytest
 
 from bsi_keras import run, stats
-from bsi_keras.cli import sweep
+from bsi_keras.cli import report, sweep
 from bsi_keras.run_folder import read_log
 
 TINY = ["--dataset", "mnist_sample", "--num_train", "200", "--num_test", "100", "--verbose", "0"]
@@ -78,3 +80,52 @@ def test_seeds_write_one_folder_per_seed_and_schedule_paired(seeded, capsys):
     assert (root / "comparison.png").stat().st_size > 10_000
     assert run.main([*argv, "--num_seeds", "2", "--filename", str(root)]) == 0  # all done
     assert capsys.readouterr().out.count("finished before, skipped") == 6
+
+
+def fake_run(folder, seed, accuracies, updates, seconds):
+    """A finished run folder with the given per-epoch test accuracies (no training)."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"seed": seed, "schedule": {"name": "x"}}))
+    summary = {
+        "status": "finished",
+        "final_val_accuracy": accuracies[-1],
+        "total_updates": updates,
+        "train_seconds": seconds,
+        "compile_seconds": 1.0,
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+    rows = [f"{i + 1},{a}" for i, a in enumerate(accuracies)]
+    (folder / "log.csv").write_text("epoch,val_accuracy\n" + "\n".join(rows) + "\n")
+
+
+def test_report_over_seeds_by_hand(tmp_path, capsys):
+    finals = {
+        "decay_lr": (0.88, 0.89, 0.91),
+        "hybrid": (0.885, 0.893, 0.913),  # d = +0.5, +0.3, +0.3 points
+        "increase_bs": (0.881, 0.888, 0.911),  # d = +0.1, -0.2, +0.1 points
+    }
+    updates = {"decay_lr": 3600, "hybrid": 1680, "increase_bs": 1488}
+    for name, accuracies in finals.items():
+        for seed, final in enumerate(accuracies):
+            run_dir = tmp_path / "top" / f"seed_{seed}" / name
+            fake_run(run_dir, seed, [0.5, 0.86, final], updates[name], 10.0 + seed)
+    assert report.main([str(tmp_path / "top"), "--last_k", "2"]) == 0
+    out = capsys.readouterr().out
+    # decay_lr: mean 89.333, sd sqrt(7/3) = 1.528; last-2 means 87.0, 87.5, 88.5: 87.67 +- 0.76
+    assert "| top/decay_lr | 0 1 2 | 89.33 +- 1.53 | 87.67 +- 0.76 | 3600 +- 0 |" in out
+    # hybrid: mean(d) 0.3667, sd(d) 0.11547, t_{0.975, 2} 4.302653: half 0.28684
+    assert "| top/hybrid - decay_lr | 3 | +0.37 (+0.08 to +0.65) |" in out
+    # increase_bs: mean(d) 0, the interval contains zero; updates: -2112 on every seed
+    assert "| top/increase_bs - decay_lr | 3 | +0.00 (-0.43 to +0.43), unresolved |" in out
+    assert "-2112 (every seed) |" in out
+    assert report.main([str(tmp_path / "top"), "--csv", "--reference", "hybrid"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    row = next(r for r in rows if r["run"] == "top/decay_lr" and r["metric"] == "updates")
+    assert float(row["diff"]) == 3600 - 1680 and row["resolved"] == "True"
+
+
+def test_report_of_a_run_over_seeds(seeded, capsys):
+    root, _ = seeded
+    assert report.main([str(root), "--last_k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("| compare/") == 5 and "+- " in out and "t-interval" in out
