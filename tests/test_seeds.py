@@ -4,10 +4,11 @@ import csv
 import io
 import json
 import math
+from pathlib import Path
 
 import pytest
 
-from bsi_keras import run, stats
+from bsi_keras import plots, run, stats
 from bsi_keras.cli import report, sweep
 from bsi_keras.run_folder import read_log
 
@@ -78,6 +79,7 @@ def test_seeds_write_one_folder_per_seed_and_schedule_paired(seeded, capsys):
             firsts.add(read_log(folder / "log.csv")[0]["val_loss"])
         assert len(firsts) == 1  # the first epoch is the same for the three: same weights, order
     assert (root / "comparison.png").stat().st_size > 10_000
+    assert (root / "wallclock.png").stat().st_size > 10_000
     assert run.main([*argv, "--num_seeds", "2", "--filename", str(root)]) == 0  # all done
     assert capsys.readouterr().out.count("finished before, skipped") == 6
 
@@ -129,3 +131,14 @@ def test_report_of_a_run_over_seeds(seeded, capsys):
     assert report.main([str(root), "--last_k", "2"]) == 0
     out = capsys.readouterr().out
     assert out.count("| compare/") == 5 and "+- " in out and "t-interval" in out
+
+
+def test_milestones_are_labelled_with_the_factor_and_schedules_keep_their_style():
+    rows = [
+        {"batch_size": b, "learning_rate": lr} for b, lr in ((100, 0.1), (500, 0.1), (500, 0.02))
+    ]
+    run_ = plots.Run(Path("r"), "hybrid", {}, rows)
+    assert run_.milestones == [1, 2]
+    assert [plots.milestone_label([run_], m) for m in (1, 2)] == ["x5 batch / LR / 5"] * 2
+    assert plots.style("increase_bs") == plots.style("increase_bs", 7)
+    assert plots.style("decay_lr")["color"] != plots.style("hybrid")["color"]

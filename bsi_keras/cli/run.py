@@ -119,7 +119,8 @@ def execute_seeds(spec: RunSpec, seeds: Sequence[int], *, dry_run: bool = False)
     its weights and data order from its seed, so the schedules of one seed are paired. A run
     that finished before is skipped and one that was interrupted is resumed, so the same
     command line finishes what an earlier one left. With more than one run, the comparison
-    over seeds is drawn in ``ROOT/comparison.png``.
+    over seeds is drawn in ``ROOT/comparison.png`` and the test error against wall-clock in
+    ``ROOT/wallclock.png``.
 
     Args:
         spec: the run (its ``--seed`` is replaced by each seed).
@@ -155,6 +156,7 @@ def execute_seeds(spec: RunSpec, seeds: Sequence[int], *, dry_run: bool = False)
         from bsi_keras import plots
 
         print(f"comparison figure: {plots.comparison_figure(finished, root / 'comparison.png')}")
+        print(f"wall-clock figure: {plots.wallclock_figure(finished, root / 'wallclock.png')}")
     return code
 
 
