@@ -142,3 +142,15 @@ def test_milestones_are_labelled_with_the_factor_and_schedules_keep_their_style(
     assert [plots.milestone_label([run_], m) for m in (1, 2)] == ["x5 batch / LR / 5"] * 2
     assert plots.style("increase_bs") == plots.style("increase_bs", 7)
     assert plots.style("decay_lr")["color"] != plots.style("hybrid")["color"]
+
+
+def test_sweep_over_seeds_runs_each_seed_into_its_folder(tmp_path, capsys):
+    flags = ["--", *TINY, "--epochs", "2", "--batch_size", "20", "--lr", "0.02"]
+    argv = ["smith", "--root", str(tmp_path), "--runs", "decay_lr", "--dataset", "mnist_sample"]
+    assert sweep.main([*argv, "--seeds", "0", "1", *flags]) == 0
+    for seed in (0, 1):
+        config = json.loads((tmp_path / f"seed_{seed}/smith/decay_lr/config.json").read_text())
+        assert config["spec"]["run"]["seed"] == seed
+    capsys.readouterr()
+    assert report.main([str(tmp_path)]) == 0
+    assert f"| {tmp_path.name}/smith/decay_lr | 0 1 |" in capsys.readouterr().out
