@@ -82,6 +82,10 @@ def test_seeds_write_one_folder_per_seed_and_schedule_paired(seeded, capsys):
     assert (root / "wallclock.png").stat().st_size > 10_000
     assert run.main([*argv, "--num_seeds", "2", "--filename", str(root)]) == 0  # all done
     assert capsys.readouterr().out.count("finished before, skipped") == 6
+    with pytest.raises(SystemExit):  # the same folders, another LR
+        run.main([*argv, "--lr", "0.01", "--seeds", "0", "1", "--filename", str(root)])
+    err = capsys.readouterr().err
+    assert "argument --filename: " in err and "another spec" in err
 
 
 def fake_run(folder, seed, accuracies, updates, seconds):

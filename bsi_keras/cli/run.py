@@ -142,22 +142,53 @@ def execute_seeds(spec: RunSpec, seeds: Sequence[int], *, dry_run: bool = False)
     if dry_run:
         return execute(spec, dry_run=True)
     root = Path(spec.run.filename or _default_folder(spec))
+    runs = [
+        run
+        for seed in seeds
+        for run in _runs(
+            dataclasses.replace(
+                spec,
+                run=dataclasses.replace(spec.run, seed=seed, filename=str(root / f"seed_{seed}")),
+            )
+        )
+    ]
+    for run in runs:
+        _check_same_spec(run)
     code, finished = 0, []
-    for seed in seeds:
-        options = dataclasses.replace(spec.run, seed=seed, filename=str(root / f"seed_{seed}"))
-        for run in _runs(dataclasses.replace(spec, run=options)):
-            run_code = _execute_or_resume(run)
-            keras.backend.clear_session()
-            if run_code >= 128:
-                return run_code
-            code = max(code, run_code)
-            finished += [Path(run.run.filename)] if run_code == 0 else []
+    for run in runs:
+        run_code = _execute_or_resume(run)
+        keras.backend.clear_session()
+        if run_code >= 128:
+            return run_code
+        code = max(code, run_code)
+        finished += [Path(run.run.filename)] if run_code == 0 else []
     if len(finished) > 1:
         from bsi_keras import plots
 
         print(f"comparison figure: {plots.comparison_figure(finished, root / 'comparison.png')}")
         print(f"wall-clock figure: {plots.wallclock_figure(finished, root / 'wallclock.png')}")
     return code
+
+
+def _check_same_spec(spec: RunSpec) -> None:
+    """Refuse a run folder that holds a run of another spec (``--verbose`` aside).
+
+    Raises:
+        SpecError: naming ``--filename``.
+    """
+    config = Path(spec.run.filename) / "config.json"
+    if not config.is_file():
+        return
+    stored = json.loads(config.read_text()).get("spec")
+    wanted = json.loads(json.dumps(spec.to_config()))
+    if stored is None or _but_verbose(stored) != _but_verbose(wanted):
+        raise SpecError(
+            "--filename", f"{config.parent} holds a run of another spec; choose another folder"
+        )
+
+
+def _but_verbose(config: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
+    return {**config, "run": {**config["run"], "verbose": None}}
 
 
 def _execute_or_resume(spec: RunSpec) -> int:
