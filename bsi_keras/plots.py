@@ -124,41 +124,170 @@ def save(fig: Figure, path: str | os.PathLike, tight: bool = True) -> Path:
     return path
 
 
-def plot_accuracy(runs: Sequence[Run], ax: Axes, against: str = "epoch") -> None:
-    """Test accuracy against ``epoch`` or ``updates``; milestones as dotted lines."""
+# One colour, marker and line per schedule in every figure. Hybrid's hollow squares around
+# increase_bs's small triangles keep both visible where they coincide (before the second
+# milestone, by construction).
+SCHEDULE_STYLES: dict[str, dict[str, Any]] = {
+    "decay_lr": {"color": "tab:blue", "marker": "o", "linestyle": "-", "markersize": 6},
+    "hybrid": {
+        "color": "tab:orange",
+        "marker": "s",
+        "linestyle": "--",
+        "markersize": 10,
+        "markerfacecolor": "none",
+    },
+    "increase_bs": {"color": "tab:green", "marker": "^", "linestyle": ":", "markersize": 5},
+    "constant": {"color": "tab:gray", "marker": "D", "linestyle": "-", "markersize": 5},
+    "adaptive": {"color": "tab:red", "marker": "v", "linestyle": "-.", "markersize": 6},
+    "mixed_bsi": {"color": "tab:purple", "marker": "P", "linestyle": "-", "markersize": 6},
+    "fast_bsi": {"color": "tab:brown", "marker": "X", "linestyle": "-", "markersize": 6},
+    "instant_bsi": {"color": "tab:pink", "marker": "*", "linestyle": "-", "markersize": 7},
+    "seesaw": {"color": "tab:olive", "marker": "h", "linestyle": "-", "markersize": 6},
+}
+OTHER_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def style(label: str, index: int = 0) -> dict[str, Any]:
+    """Matplotlib line keywords of a schedule (by name); another label gets the ``index``-th
+    of the colours and markers no schedule uses.
+
+    Example:
+
+    >>> style("hybrid")["color"], style("my_run", 1)["marker"]
+    ('tab:orange', 's')
+    """
+    if label in SCHEDULE_STYLES:
+        return dict(SCHEDULE_STYLES[label])
+    return {"color": f"C{index % 10}", "marker": OTHER_MARKERS[index % len(OTHER_MARKERS)]}
+
+
+def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """Runs by label, in first-seen order: the seeds of a schedule are one group."""
+    groups: dict[str, list[Run]] = {}
     for run in runs:
-        ax.plot(run.column(against), 100 * run.column("val_accuracy"), marker="o", label=run.label)
-    if against == "epoch" and runs:
-        for milestone in runs[0].milestones:
-            ax.axvline(milestone + 0.5, color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("epoch" if against == "epoch" else "parameter updates")
+        groups.setdefault(run.label, []).append(run)
+    return groups
+
+
+def mean_std(runs: Sequence[Run], column: str) -> tuple[np.ndarray, np.ndarray]:
+    """The per-epoch mean and sample standard deviation of ``column`` over ``runs`` (their
+    common epochs; std 0 for one run).
+
+    Example:
+
+    >>> run = Run(Path("r"), "r", {}, [{"a": "1"}, {"a": "3"}])
+    >>> [v.tolist() for v in mean_std([run, run], "a")]
+    [[1.0, 3.0], [0.0, 0.0]]
+    """
+    epochs = min(len(run.rows) for run in runs)
+    values = np.array([run.column(column)[:epochs] for run in runs])
+    std = values.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(epochs)
+    return values.mean(axis=0), std
+
+
+def _legend_label(label: str, runs: Sequence[Run]) -> str:
+    return f"{label} (mean +- std, {len(runs)} seeds)" if len(runs) > 1 else label
+
+
+def plot_curves(
+    groups: dict[str, list[Run]], ax: Axes, against: str, value: str, scale: float = 1.0
+) -> None:
+    """``scale * value`` against ``against`` per group: the mean, with a +- std band over
+    seeds where a group has several runs (``against`` is the same in every seed)."""
+    for index, (label, runs) in enumerate(groups.items()):
+        x = mean_std(runs, against)[0]
+        mean, std = (scale * v for v in mean_std(runs, value))
+        line_style = style(label, index)
+        ax.plot(x, mean, label=_legend_label(label, runs), **line_style)
+        if len(runs) > 1:
+            ax.fill_between(x, mean - std, mean + std, color=line_style["color"], alpha=0.2)
+
+
+def milestone_label(runs: Sequence[Run], milestone: int) -> str:
+    """What a milestone does: ``x5 batch / LR / 5`` (the largest change any run makes)."""
+    factors = []
+    for run in runs:
+        batch, lr = run.column("batch_size"), run.column("learning_rate")
+        if milestone < len(batch):
+            factors += [batch[milestone] / batch[milestone - 1], lr[milestone - 1] / lr[milestone]]
+    factor = max(factors, default=1.0)
+    return f"x{factor:g} batch / LR / {factor:g}"
+
+
+def mark_milestones(runs: Sequence[Run], ax: Axes) -> None:
+    """Dotted lines between the epochs where a schedule steps, each labelled at the top."""
+    milestones = sorted({m for run in runs for m in run.milestones})
+    for milestone in milestones:
+        ax.axvline(milestone + 0.5, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(
+            milestone_label(runs, milestone),
+            (milestone + 0.5, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(2, -4),
+            textcoords="offset points",
+            ha="left",
+            va="top",
+            fontsize="small",
+            color="dimgrey",
+        )
+
+
+def plot_accuracy(runs: Sequence[Run], ax: Axes, against: str = "epoch") -> None:
+    """Test accuracy against ``epoch`` (milestones labelled) or ``updates`` (log axis);
+    the mean and a +- std band over the seeds of each schedule."""
+    plot_curves(group_runs(runs), ax, against, "val_accuracy", 100)
+    if against == "epoch":
+        mark_milestones(runs, ax)
+        ax.set_xlabel("epoch")
+    else:
+        ax.set_xscale("log")
+        ax.set_xlabel("parameter updates (log)")
     ax.set_ylabel("test accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize="small", loc="lower right")
 
 
 def plot_epoch_seconds(runs: Sequence[Run], ax: Axes) -> None:
-    """Training seconds of every epoch (compile time excluded), one line per run."""
-    for run in runs:
-        ax.plot(run.column("epoch"), run.column("epoch_seconds"), marker="o", label=run.label)
+    """Training seconds of every epoch (compile time excluded), mean +- std over seeds."""
+    plot_curves(group_runs(runs), ax, "epoch", "epoch_seconds")
+    mark_milestones(runs, ax)
     ax.set_xlabel("epoch")
     ax.set_ylabel("seconds per epoch (training only)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small", loc="lower left")
 
 
 def plot_total_seconds(runs: Sequence[Run], ax: Axes) -> None:
-    """Total training seconds per run as bars, compile time stacked on top."""
-    labels = [run.label for run in runs]
-    train = [np.nansum(run.column("epoch_seconds")) for run in runs]
-    compile_ = [np.nansum(run.column("compile_seconds")) for run in runs]
-    ax.bar(labels, train, label="training")
-    ax.bar(labels, compile_, bottom=train, label="compile", alpha=0.5)
-    for x, (t, c) in enumerate(zip(train, compile_)):
-        ax.text(x, t + c, f"{t:.1f} s", ha="center", va="bottom")
-    ax.set_ylabel("total seconds")
-    ax.legend()
+    """Total seconds per schedule as bars, training with compile stacked on top (means over
+    seeds, the error bar the std of their sum), each bar labelled with both."""
+    groups = group_runs(runs)
+    labels = list(groups)
+    train = [[np.nansum(r.column("epoch_seconds")) for r in g] for g in groups.values()]
+    compile_ = [[np.nansum(r.column("compile_seconds")) for r in g] for g in groups.values()]
+    colors = [style(label, i)["color"] for i, label in enumerate(labels)]
+    train_mean = [np.mean(t) for t in train]
+    compile_mean = [np.mean(c) for c in compile_]
+    total_std = [np.std(np.add(t, c), ddof=1) if len(t) > 1 else 0 for t, c in zip(train, compile_)]
+    ax.bar(labels, train_mean, color=colors, label="training")
+    ax.bar(
+        labels,
+        compile_mean,
+        bottom=train_mean,
+        color=colors,
+        alpha=0.4,
+        hatch="//",
+        yerr=total_std,
+        capsize=4,
+        label="compile",
+    )
+    for x, (t, c, e) in enumerate(zip(train_mean, compile_mean, total_std)):
+        ax.text(x, t + c + e, f"{t:.1f} training\n+ {c:.1f} compile s", ha="center", va="bottom")
+    seeds = max(len(g) for g in groups.values())
+    mean_of = f" (mean of {seeds} seeds)" if seeds > 1 else ""
+    ax.set_ylabel(f"total seconds: training + compile{mean_of}")
+    ax.set_ylim(top=1.25 * max(t + c + e for t, c, e in zip(train_mean, compile_mean, total_std)))
+    ax.legend(fontsize="small", loc="lower right")
 
 
 def comparison_figure(
@@ -167,7 +296,8 @@ def comparison_figure(
     """The four-panel comparison of several runs, saved as a PNG.
 
     Panels: test accuracy against epoch and against parameter updates, seconds per epoch,
-    and total seconds.
+    and total seconds. Runs of one schedule (its seeds) are drawn as their mean with a +-
+    std band.
 
     Args:
         folders: run folders.
@@ -184,6 +314,62 @@ def comparison_figure(
     plot_epoch_seconds(runs, axes[1, 0])
     plot_total_seconds(runs, axes[1, 1])
     fig.suptitle(title or _default_title(runs[0]))
+    return save(fig, path)
+
+
+def wall_clock_seconds(run: Run) -> np.ndarray:
+    """Seconds from the start to the end of each epoch: training plus compile."""
+    return np.cumsum(np.nan_to_num(run.column("epoch_seconds") + run.column("compile_seconds")))
+
+
+def wallclock_figure(
+    folders: Sequence[str | os.PathLike], path: str | os.PathLike, title: str | None = None
+) -> Path:
+    """Test error against wall-clock seconds (training + compile), saved as a PNG.
+
+    Left: per schedule, the mean test error after each epoch at the mean seconds it was
+    reached, with +- std error bars over seeds in both. Right: each run's final test error
+    against its total seconds (one point per seed).
+
+    Args:
+        folders: run folders.
+        path: where to write the PNG.
+        title: the figure title.
+
+    Returns:
+        The PNG's path.
+    """
+    groups = group_runs(load_runs(folders))
+    fig, (left, right) = _pyplot().subplots(1, 2, figsize=(13, 5))
+    for index, (label, runs) in enumerate(groups.items()):
+        line_style = style(label, index)
+        epochs = min(len(run.rows) for run in runs)
+        seconds = np.array([wall_clock_seconds(run)[:epochs] for run in runs])
+        error = np.array([100 * (1 - run.column("val_accuracy")[:epochs]) for run in runs])
+        spread = {"ddof": 1} if len(runs) > 1 else {}
+        left.errorbar(
+            seconds.mean(axis=0),
+            error.mean(axis=0),
+            xerr=seconds.std(axis=0, **spread) if spread else None,
+            yerr=error.std(axis=0, **spread) if spread else None,
+            capsize=3,
+            label=_legend_label(label, runs),
+            **line_style,
+        )
+        right.plot(
+            seconds[:, -1],
+            error[:, -1],
+            linestyle="none",
+            label=label,
+            **{k: v for k, v in line_style.items() if k != "linestyle"},
+        )
+    left.set_ylabel("test error (%)")
+    right.set_ylabel("final test error (%)")
+    for ax, what in ((left, "after each epoch"), (right, "per seed, at the end")):
+        ax.set_xlabel(f"wall-clock seconds: training + compile ({what})")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="small")
+    fig.suptitle(title or f"{_default_title(next(iter(groups.values()))[0])}: test error vs time")
     return save(fig, path)
 
 
@@ -205,14 +391,16 @@ def error_figure(
     runs = [load_run(f) for f in folders]
     fig, axes = _pyplot().subplots(1, 2, figsize=(13, 5))
     for ax, against in zip(axes, ("epoch", "updates")):
-        for run in runs:
+        for index, run in enumerate(runs):
             name = run.path.name
             label = name if name == run.label else f"{name} ({run.label})"
-            ax.plot(run.column(against), 100 * (1 - run.column("val_accuracy")), label=label)
-        ax.set_xlabel("epoch" if against == "epoch" else "parameter updates")
+            error = 100 * (1 - run.column("val_accuracy"))
+            ax.plot(run.column(against), error, label=label, **style(run.label, index))
+        ax.set_xlabel("epoch" if against == "epoch" else "parameter updates (log)")
         ax.set_ylabel("test error (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
+    axes[1].set_xscale("log")
     for milestone in runs[0].milestones:
         axes[0].axvline(milestone + 0.5, color="red", linestyle="--", linewidth=1)
     fig.suptitle(title or _default_title(runs[0]))
@@ -239,13 +427,13 @@ def noise_scale_figure(
     runs = [load_run(f) for f in folders]
     fig, (left, right) = _pyplot().subplots(1, 2, figsize=(13, 5))
     for index, run in enumerate(runs):
-        color = f"C{index}"
+        line_style = {**style(run.label, index), "linestyle": "-"}
         epochs = run.column("epoch")
-        left.plot(epochs, run.column("batch_size"), color=color, marker="o", label=run.path.name)
+        left.plot(epochs, run.column("batch_size"), label=run.path.name, **line_style)
         if run.rows and "gns_b_simple" in run.rows[0]:
             measured = np.where(run.column("gns_b_simple") > 0, run.column("gns_b_simple"), np.nan)
-            left.plot(epochs, measured, color=color, linestyle="--")
-        right.plot(epochs, run.column("noise_scale"), color=color, marker="o", label=run.path.name)
+            left.plot(epochs, measured, color=line_style["color"], linestyle="--")
+        right.plot(epochs, run.column("noise_scale"), label=run.path.name, **line_style)
     left.plot([], [], color="grey", linestyle="--", label="measured B_simple")
     left.set_yscale("log")
     left.set_xlabel("epoch")
@@ -267,9 +455,9 @@ def plot_error_vs_batch_size(runs: Sequence[Run], ax: Axes) -> None:
         batch = run.column("batch_size")[0]
         error = 100 * (1 - run.column("val_accuracy")[-1])
         groups.setdefault(run.label, []).append((batch, error))
-    for label, points in sorted(groups.items()):
+    for index, (label, points) in enumerate(sorted(groups.items())):
         points.sort()
-        ax.plot(*zip(*points), marker="o", label=label)
+        ax.plot(*zip(*points), label=label, **style(label, index))
     ax.set_xscale("log", base=2)
     ax.set_xlabel("initial batch size")
     ax.set_ylabel("final test error (%)")
@@ -293,10 +481,9 @@ def sweep_figure(
     runs = [load_run(f) for f in folders]
     fig, (left, right) = _pyplot().subplots(1, 2, figsize=(13, 5))
     plot_error_vs_batch_size(runs, left)
-    for run in runs:
-        right.plot(
-            run.column("updates"), 100 * (1 - run.column("val_accuracy")), label=run.path.name
-        )
+    for index, run in enumerate(runs):
+        error = 100 * (1 - run.column("val_accuracy"))
+        right.plot(run.column("updates"), error, label=run.path.name, **style(run.label, index))
     right.set_xscale("log")
     right.set_xlabel("parameter updates")
     right.set_ylabel("test error (%)")

@@ -392,6 +392,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="seed of weights and data order",
     )
+    r.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="one run folder per seed, ROOT/seed_<k>/ (with --schedule all: "
+        "ROOT/seed_<k>/<schedule>/; the schedules of a seed share weights and data order)",
+    )
+    r.add_argument(
+        "--num_seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="as --seeds 0 1 ... N-1",
+    )
     _switch(r, "--deterministic", help="ask the backend for deterministic kernels (GPUs)")
     r.add_argument(
         "--compile_cache",
@@ -492,8 +508,38 @@ def flag_table() -> str:
     return "\n".join(lines)
 
 
+def seed_list(args: argparse.Namespace) -> list[int] | None:
+    """The seeds of ``--seeds`` or ``--num_seeds`` (None: one run with ``--seed``).
+
+    Example:
+
+    >>> seed_list(build_parser().parse_args(["--num_seeds", "3"]))
+    [0, 1, 2]
+    """
+    if args.num_seeds is not None:
+        return list(range(args.num_seeds))
+    return None if args.seeds is None else list(args.seeds)
+
+
+def _check_seeds(given: Mapping[str, FlagValue]) -> None:
+    """Refuse ``--seeds`` or ``--num_seeds`` with ``--seed``, with each other, or out of range."""
+    if "seeds" in given and "num_seeds" in given:
+        raise SpecError("--num_seeds", "contradicts --seeds; give one of them")
+    for flag in ("seeds", "num_seeds"):
+        if flag in given and "seed" in given:
+            raise SpecError(f"--{flag}", "contradicts --seed; give the seeds in one flag")
+        if flag in given and "resume" in given:
+            raise SpecError(f"--{flag}", "resume one run folder at a time (--resume FOLDER)")
+    seeds = given.get("seeds") or []
+    if any(seed < 0 for seed in seeds) or len(set(seeds)) != len(seeds):
+        raise SpecError("--seeds", f"must be distinct and >= 0, got {' '.join(map(str, seeds))}")
+    if "num_seeds" in given and given["num_seeds"] < 1:
+        raise SpecError("--num_seeds", f"must be >= 1, got {given['num_seeds']}")
+
+
 def _check_contradictions(given: Mapping[str, FlagValue], args: argparse.Namespace) -> None:
     """Refuse flags that contradict each other rather than silently ignore one."""
+    _check_seeds(given)
     switches = [flag for flag in SWITCHES if given.get(flag)]
     if len(switches) > 1:
         raise SpecError(f"--{switches[1]}", f"contradicts --{switches[0]}")

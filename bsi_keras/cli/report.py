@@ -1,7 +1,17 @@
-"""Result tables from run folders (Markdown and CSV).
+"""Result tables from run folders (Markdown and CSV), aggregated over seeds where there are any.
 
 ``python -m bsi_keras.report RUN_FOLDER ...`` prints the Markdown table (``--csv``: CSV); a
-folder of run folders, such as the one ``--schedule all`` writes, stands for its runs.
+folder of run folders, such as the one ``--schedule all`` writes, stands for its runs (found
+at any depth).
+
+Runs over seeds (``--seeds``: ``ROOT/seed_<k>/<schedule>/``, or a sweep's
+``ROOT/seed_<k>/RECIPE/NAME/``) are one configuration each: the path below the folder named,
+``seed_<k>`` left out (``momentum/decay_lr``). Their report (`seed_tables`) gives, per
+configuration, the mean and sample standard deviation over seeds of the final test accuracy,
+of the mean test accuracy of the last ``--last_k`` epochs, of the updates and of the training
+and compile seconds; then, for each configuration with a sibling named ``--reference``
+(default decay_lr), the mean paired difference over the seeds both ran, with its 95 %
+t-interval (`bsi_keras.stats`), "unresolved" where the interval contains zero.
 """
 
 from __future__ import annotations
@@ -11,9 +21,13 @@ import csv
 import io
 import json
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from bsi_keras import stats
+from bsi_keras.run_folder import read_log
 
 COLUMNS = (
     "run",
@@ -101,7 +115,7 @@ def run_folders(paths: Sequence[str | os.PathLike]) -> list[Path]:
         runs = (
             [path]
             if (path / "summary.json").is_file()
-            else sorted(p.parent for p in path.glob("*/summary.json"))
+            else sorted(p.parent for p in path.rglob("summary.json"))
         )
         if not runs:
             raise ValueError(f"{path} is not a run folder (no summary.json) and holds none")
@@ -109,17 +123,218 @@ def run_folders(paths: Sequence[str | os.PathLike]) -> list[Path]:
     return found
 
 
+SEED_PART = re.compile(r"seed_(\d+)")
+# Metric -> digits shown; the last-k column's name is made with its k (`metric_names`).
+METRIC_DIGITS = {"test accuracy (%)": 2, "last-k mean (%)": 2, "updates": 0, "train s": 1}
+METRIC_DIGITS["compile s"] = 1
+Configurations = dict[str, dict[int, Path]]  # configuration -> seed -> run folder
+
+
+def configurations(paths: Sequence[str | os.PathLike]) -> Configurations:
+    """The finished runs under ``paths`` by configuration and seed.
+
+    A configuration is the folder named and the path below it, ``seed_<k>`` parts left
+    out; the seed is that part's ``k`` (a run folder outside any ``seed_<k>`` is seed
+    ``config.json`` records). Runs that did not finish are left out.
+
+    Raises:
+        ValueError: a path is neither a run folder nor holds any.
+
+    Example:
+
+    >>> configurations([])
+    {}
+    """
+    found: Configurations = {}
+    for path in map(Path, paths):
+        for folder in run_folders([path]):
+            if json.loads((folder / "summary.json").read_text())["status"] != "finished":
+                continue
+            parts = folder.relative_to(path).parts
+            seeds = [int(m.group(1)) for m in map(SEED_PART.fullmatch, parts) if m]
+            key = "/".join([path.name, *(p for p in parts if not SEED_PART.fullmatch(p))])
+            seed = seeds[-1] if seeds else json.loads((folder / "config.json").read_text())["seed"]
+            found.setdefault(key, {})[seed] = folder
+    return found
+
+
+def has_seeds(paths: Sequence[str | os.PathLike]) -> bool:
+    """Whether any run under ``paths`` lies in a ``seed_<k>`` folder (below the paths)."""
+    return any(
+        SEED_PART.fullmatch(part)
+        for path in map(Path, paths)
+        for folder in run_folders([path])
+        for part in folder.relative_to(path).parts
+    )
+
+
+def run_metrics(folder: Path, last_k: int) -> dict[str, float]:
+    """A finished run's numbers: final and last-``last_k``-epoch test accuracy (%), updates,
+    training and compile seconds (the last ``min(last_k, epochs)`` epochs are averaged)."""
+    summary = json.loads((folder / "summary.json").read_text())
+    accuracy = [float(row["val_accuracy"]) for row in read_log(folder / "log.csv")]
+    return {
+        "test accuracy (%)": 100 * summary["final_val_accuracy"],
+        "last-k mean (%)": 100 * stats.mean_std(accuracy[-last_k:])[0],
+        "updates": float(summary["total_updates"]),
+        "train s": summary["train_seconds"],
+        "compile s": summary["compile_seconds"],
+    }
+
+
+def metric_names(last_k: int) -> dict[str, str]:
+    """The column name of each metric (``last-k mean (%)`` with its ``k``)."""
+    return {m: m.replace("last-k", f"last-{last_k}") for m in METRIC_DIGITS}
+
+
+def seed_rows(
+    found: Configurations, reference: str = "decay_lr", last_k: int = 5
+) -> list[dict[str, Any]]:
+    """One row per configuration and metric: mean, std and the paired difference.
+
+    Args:
+        found: runs by configuration and seed (`configurations`).
+        reference: the configuration name (last path part) that siblings are paired with.
+        last_k: epochs averaged in the ``last-k mean`` metric.
+
+    Returns:
+        Dicts with ``configuration``, ``seeds``, ``metric``, ``mean``, ``std`` and, for a
+        configuration with a reference sibling, ``difference`` (a
+        `bsi_keras.stats.PairedDifference` over the seeds both ran; else None).
+    """
+    metrics = {
+        key: {seed: run_metrics(folder, last_k) for seed, folder in sorted(runs.items())}
+        for key, runs in found.items()
+    }
+    rows = []
+    for key, by_seed in metrics.items():
+        parent, _, name = key.rpartition("/")
+        ref = metrics.get(f"{parent}/{reference}" if parent else reference)
+        paired = sorted(set(by_seed) & set(ref or {})) if name != reference else []
+        for metric in METRIC_DIGITS:
+            mean, std = stats.mean_std([values[metric] for values in by_seed.values()])
+            difference = None
+            if paired:
+                difference = stats.paired_difference(
+                    [by_seed[s][metric] for s in paired], [ref[s][metric] for s in paired]
+                )
+            rows.append(
+                {
+                    "configuration": key,
+                    "seeds": list(by_seed),
+                    "metric": metric,
+                    "mean": mean,
+                    "std": std,
+                    "difference": difference,
+                }
+            )
+    return rows
+
+
+def seed_tables(
+    found: Configurations, reference: str = "decay_lr", last_k: int = 5, fmt: str = "markdown"
+) -> str:
+    """The report over seeds: means and standard deviations, then paired differences.
+
+    Args:
+        found: runs by configuration and seed (`configurations`).
+        reference: the configuration name the paired differences are taken against.
+        last_k: epochs averaged in the ``last-k mean`` metric.
+        fmt: ``"markdown"`` (two tables) or ``"csv"`` (one row per configuration and metric).
+
+    Returns:
+        The tables as text.
+    """
+    rows = seed_rows(found, reference, last_k)
+    names = metric_names(last_k)
+    if fmt == "csv":
+        return _seed_csv(rows, names)
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_key.setdefault(row["configuration"], []).append(row)
+    header = ["run", "seeds", *names.values()]
+    lines = [
+        "Mean +- sample standard deviation over seeds:",
+        "",
+        _markdown_row(header),
+        "|" + " --- |" * len(header),
+    ]
+    for key, key_rows in by_key.items():
+        cells = [_mean_std_text(r) for r in key_rows]
+        lines.append(_markdown_row([key, _seeds_text(key_rows[0]["seeds"]), *cells]))
+    paired = {k: r for k, r in by_key.items() if r[0]["difference"] is not None}
+    if paired:
+        confidence = next(iter(paired.values()))[0]["difference"].confidence
+        header = ["run", "paired seeds", *(n.replace("(%)", "(points)") for n in names.values())]
+        lines += [
+            "",
+            f"Paired difference against {reference} (same seed: same initial weights and data "
+            f"order), mean over seeds ({100 * confidence:g} % t-interval); unresolved: the "
+            "interval contains zero:",
+            "",
+            _markdown_row(header),
+            "|" + " --- |" * len(header),
+        ]
+        for key, key_rows in paired.items():
+            n = key_rows[0]["difference"].n
+            cells = [r["difference"].format(METRIC_DIGITS[r["metric"]]) for r in key_rows]
+            lines.append(_markdown_row([f"{key} - {reference}", str(n), *cells]))
+    return "\n".join(lines) + "\n"
+
+
+def _seed_csv(rows: Sequence[Mapping[str, Any]], names: Mapping[str, str]) -> str:
+    columns = ("run", "seeds", "metric", "mean", "std", "diff", "diff_low", "diff_high")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*columns, "resolved"])
+    for row in rows:
+        d = row["difference"]
+        paired = [d.mean, d.low, d.high, d.resolved] if d else ["", "", "", ""]
+        seeds = " ".join(map(str, row["seeds"]))
+        writer.writerow(
+            [row["configuration"], seeds, names[row["metric"]], row["mean"], row["std"], *paired]
+        )
+    return buffer.getvalue()
+
+
+def _mean_std_text(row: Mapping[str, Any]) -> str:
+    digits = METRIC_DIGITS[row["metric"]]
+    std = "n/a" if row["std"] != row["std"] else f"{row['std']:.{digits}f}"
+    return f"{row['mean']:.{digits}f} +- {std}"
+
+
+def _seeds_text(seeds: Sequence[int]) -> str:
+    return " ".join(map(str, seeds))
+
+
+def _markdown_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print the results table of the run folders named in ``argv``."""
+    """Print the results table of the run folders named in ``argv`` (over seeds if any)."""
     parser = argparse.ArgumentParser(prog="python -m bsi_keras.report", description=__doc__)
     parser.add_argument("folders", nargs="+", help="run folders, or folders of run folders")
     parser.add_argument("--csv", action="store_true", help="CSV instead of Markdown")
+    parser.add_argument(
+        "--reference", default="decay_lr", help="runs over seeds: the schedule differences take"
+    )
+    parser.add_argument(
+        "--last_k", type=int, default=5, help="runs over seeds: epochs the last-k mean averages"
+    )
     args = parser.parse_args(argv)
+    if args.last_k < 1:
+        parser.error(f"argument --last_k: must be >= 1, got {args.last_k}")
+    fmt = "csv" if args.csv else "markdown"
     try:
+        if has_seeds(args.folders):
+            found = configurations(args.folders)
+            print(seed_tables(found, args.reference, args.last_k, fmt), end="")
+            return 0
         folders = run_folders(args.folders)
     except ValueError as error:
         parser.error(str(error))
-    print(summary_table(folders, "csv" if args.csv else "markdown"), end="")
+    print(summary_table(folders, fmt), end="")
     return 0
 
 

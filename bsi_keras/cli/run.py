@@ -56,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.resume:
             spec, stored_schedule = resumed_spec(args.resume, flags.explicit_flags(argv))
             return execute(spec, dry_run=args.dry_run, stored_schedule=stored_schedule)
+        seeds = flags.seed_list(args)
+        if seeds is not None:
+            return execute_seeds(RunSpec.from_args(args), seeds, dry_run=args.dry_run)
         return execute(RunSpec.from_args(args), dry_run=args.dry_run)
     except SpecError as error:
         parser.error(str(error))
@@ -107,6 +110,100 @@ def execute(
             file=sys.stderr,
         )
         return 128 + interrupted.signum
+
+
+def execute_seeds(spec: RunSpec, seeds: Sequence[int], *, dry_run: bool = False) -> int:
+    """Train the run(s) of ``spec`` once per seed; return the exit code.
+
+    Seed ``k`` trains into ``ROOT/seed_<k>/`` (``ROOT/seed_<k>/<schedule>/`` with
+    ``--schedule all``), ``ROOT`` being ``--filename`` or the default folder. Each run sets
+    its weights and data order from its seed, so the schedules of one seed are paired. A run
+    that finished before is skipped and one that was interrupted is resumed, so the same
+    command line finishes what an earlier one left. With more than one run, the comparison
+    over seeds is drawn in ``ROOT/comparison.png`` and the test error against wall-clock in
+    ``ROOT/wallclock.png``.
+
+    Args:
+        spec: the run (its ``--seed`` is replaced by each seed).
+        seeds: the seeds, in order.
+        dry_run: print the phase tables (the same for every seed) and train nothing.
+
+    Returns:
+        0 when every run finished, 1 when one did not (the other seeds still run), 128 +
+        the signal number when a signal stopped one (the rest are not started).
+
+    Example:
+
+    >>> execute_seeds(RunSpec.from_argv(["--epochs", "1"]), [0, 1], dry_run=True)
+    ... # doctest: +ELLIPSIS
+    increase_bs on N = 4000 training examples, momentum 0.9:
+    ...
+    0
+    """
+    if dry_run:
+        return execute(spec, dry_run=True)
+    root = Path(spec.run.filename or _default_folder(spec))
+    runs = [
+        run
+        for seed in seeds
+        for run in _runs(
+            dataclasses.replace(
+                spec,
+                run=dataclasses.replace(spec.run, seed=seed, filename=str(root / f"seed_{seed}")),
+            )
+        )
+    ]
+    for run in runs:
+        _check_same_spec(run)
+    code, finished = 0, []
+    for run in runs:
+        run_code = _execute_or_resume(run)
+        keras.backend.clear_session()
+        if run_code >= 128:
+            return run_code
+        code = max(code, run_code)
+        finished += [Path(run.run.filename)] if run_code == 0 else []
+    if len(finished) > 1:
+        from bsi_keras import plots
+
+        print(f"comparison figure: {plots.comparison_figure(finished, root / 'comparison.png')}")
+        print(f"wall-clock figure: {plots.wallclock_figure(finished, root / 'wallclock.png')}")
+    return code
+
+
+def _check_same_spec(spec: RunSpec) -> None:
+    """Refuse a run folder that holds a run of another spec (``--verbose`` aside).
+
+    Raises:
+        SpecError: naming ``--filename``.
+    """
+    config = Path(spec.run.filename) / "config.json"
+    if not config.is_file():
+        return
+    stored = json.loads(config.read_text()).get("spec")
+    wanted = json.loads(json.dumps(spec.to_config()))
+    if stored is None or _but_verbose(stored) != _but_verbose(wanted):
+        raise SpecError(
+            "--filename", f"{config.parent} holds a run of another spec; choose another folder"
+        )
+
+
+def _but_verbose(config: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
+    return {**config, "run": {**config["run"], "verbose": None}}
+
+
+def _execute_or_resume(spec: RunSpec) -> int:
+    """Train ``spec`` into its folder: from the start, resumed, or not at all if it ended."""
+    folder = Path(spec.run.filename)
+    summary = folder / "summary.json"
+    status = json.loads(summary.read_text())["status"] if summary.is_file() else None
+    if status in ("finished", "stopped", "diverged"):  # a resume would not change them
+        print(f"{folder}: {status} before, skipped")
+        return 0 if status == "finished" else 1
+    if not (folder / "config.json").is_file():
+        return execute(spec)
+    resumed, stored_schedule = resumed_spec(str(folder), {})
+    return execute(resumed, stored_schedule=stored_schedule)
 
 
 def print_dry_run(schedule: BaseSchedule, plan: EpochPlan, momentum: float) -> None:

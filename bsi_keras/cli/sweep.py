@@ -305,10 +305,13 @@ def run_sweep(
     dataset: str | None = None,
     extra: Sequence[str] = (),
     only: Sequence[str] = (),
+    seeds: Sequence[int] = (),
 ) -> list[Path]:
     """Run (or finish) every run of ``recipe`` under ``root / recipe``; write the summary.
 
-    Every run's spec is checked before the first run starts.
+    Every run's spec is checked before the first run starts. With ``seeds``, the sweep runs
+    once per seed under ``root / seed_<k> / recipe`` (``--seed k`` added to ``extra``), one
+    summary per seed; ``python -m bsi_keras.report ROOT`` aggregates them over seeds.
 
     Returns:
         The run folders of the runs that finished.
@@ -319,6 +322,19 @@ def run_sweep(
     from bsi_keras.cli.resume import resumed_spec
     from bsi_keras.cli.run import execute
 
+    if seeds:
+        return [
+            run_folder
+            for seed in seeds
+            for run_folder in run_sweep(
+                recipe,
+                Path(root) / f"seed_{seed}",
+                epochs,
+                dataset,
+                [*extra, "--seed", str(seed)],
+                only,
+            )
+        ]
     folder = Path(root) / recipe
     specs = [
         (name, run_spec(overrides, epochs, dataset, extra))
@@ -419,7 +435,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dataset", default=None, help="run on another dataset")
     parser.add_argument("--runs", nargs="+", default=(), help="run only these runs")
     parser.add_argument("--list", action="store_true", help="print the runs and exit")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=(), help="run the sweep once per seed"
+    )
     args = parser.parse_args(own)
+    if args.seeds and {"--seed", "--rand_seed"} & set(extra):
+        parser.error("argument --seeds: contradicts --seed after --; give the seeds in one flag")
     if args.epochs is not None and args.epochs < 2:
         parser.error("argument --epochs: a sweep run needs at least 2 epochs")
     try:
@@ -428,7 +449,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 spec = run_spec(overrides, args.epochs, args.dataset, extra)
                 print(name, " ".join(spec.to_argv()))
             return 0
-        finished = run_sweep(args.recipe, args.root, args.epochs, args.dataset, extra, args.runs)
+        finished = run_sweep(
+            args.recipe, args.root, args.epochs, args.dataset, extra, args.runs, args.seeds
+        )
     except SpecError as error:
         parser.error(str(error))
     return 0 if finished else 1
