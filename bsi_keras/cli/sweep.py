@@ -417,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SweepStopped as stopped:
         print(f"sweep stopped: {stopped}. Run the same command again to continue.", file=sys.stderr)
         return 128 + stopped.signum
-    except FolderLocked as error:
+    except (FolderLocked, OSError) as error:  # another sweep; a root that is no folder
         print(f"error: {error}", file=sys.stderr)
         return 1
     expected = [name for name, _ in RECIPES[args.recipe]() if not args.runs or name in args.runs]
