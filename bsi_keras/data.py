@@ -23,6 +23,7 @@ import functools
 import gzip
 import os
 import pickle
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,36 @@ _CIFAR = {
 
 class DatasetUnavailable(RuntimeError):
     """A dataset could not be loaded; the message says why and how to get it."""
+
+
+class DataFileError(DatasetUnavailable, ValueError):
+    """A local data file is damaged, incomplete or inconsistent (the message names it)."""
+
+
+class SubsetTooLarge(ValueError):
+    """``num_train`` or ``num_test`` asks for more examples than the data holds.
+
+    Attributes:
+        param: ``"num_train"`` or ``"num_test"``.
+    """
+
+    def __init__(self, param: str, message: str):
+        super().__init__(f"{param} {message}")
+        self.param = param
+
+
+# What reading a damaged local file raises (numpy, gzip, zip, pickle, short reads).
+UNREADABLE = (
+    OSError,
+    ValueError,
+    KeyError,
+    EOFError,
+    IndexError,
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+    TypeError,
+    AttributeError,
+)
 
 
 @dataclass
@@ -173,7 +204,9 @@ def load_dataset(
         The `Dataset`.
 
     Raises:
-        DatasetUnavailable: the data cannot be had here; the message says how to get it.
+        DatasetUnavailable: the data cannot be had here (no such folder, a damaged or
+            incomplete file, arrays missing or of unequal lengths); the message says why.
+        SubsetTooLarge: ``num_train`` or ``num_test`` beyond the data.
 
     Example:
 
@@ -185,8 +218,29 @@ def load_dataset(
         raise ValueError(
             f"unknown dataset {name!r}; choose one of {', '.join(available_datasets())}"
         )
-    dataset = _LOADERS[name](Path(data_dir) if data_dir else None, **options)
+    if data_dir is None:
+        return _subset(_LOADERS[name](None, **options), num_train, num_test)
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise DataFileError(f"{folder} is not a folder")
+    try:
+        dataset = _LOADERS[name](folder, **options)
+    except UNREADABLE as error:
+        raise DataFileError(
+            f"cannot read {name} from {folder} ({type(error).__name__}: {error})"
+        ) from error
+    _check_lengths(dataset, folder)
     return _subset(dataset, num_train, num_test)
+
+
+def _check_lengths(dataset: Dataset, folder: Path) -> None:
+    for split in ("train", "test"):
+        x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
+        if len(x) != len(y) or len(x) == 0:
+            raise DataFileError(
+                f"{folder}: the {split} images ({len(x)}) and labels ({len(y)}) "
+                "differ in number or are empty"
+            )
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -405,8 +459,12 @@ def _keras_download(name: str, module_name: str, hint: str) -> Dataset:
 
 
 def _load_idx_family(
-    name: str, keras_module: str, npz_name: str, folders: list[Path], hint: str
+    name: str, keras_module: str, npz_name: str, data_dir: Path | None, hint: str
 ) -> Dataset:
+    """Local files of ``data_dir`` (only), or else Debian's (Fashion-MNIST) or Keras's."""
+    folders = [data_dir] if data_dir else []
+    if name == "fashion_mnist" and data_dir is None:
+        folders.append(DEBIAN_FASHION_MNIST)
     for folder in folders:
         arrays = _local_arrays(folder, npz_name)
         if arrays is not None:
@@ -420,8 +478,7 @@ def _load_mnist(data_dir: Path | None) -> Dataset:
         "folder and pass it with --data-dir (IDX files work too), or use the bundled "
         "offline sample with --dataset mnist_sample."
     )
-    folders = [data_dir] if data_dir else []
-    return _load_idx_family("mnist", "mnist", "mnist.npz", folders, hint)
+    return _load_idx_family("mnist", "mnist", "mnist.npz", data_dir, hint)
 
 
 def _load_fashion_mnist(data_dir: Path | None) -> Dataset:
@@ -429,9 +486,7 @@ def _load_fashion_mnist(data_dir: Path | None) -> Dataset:
         "Install Debian's package (sudo apt-get install dataset-fashion-mnist), or put the "
         "four IDX files in a folder and pass it with --data-dir."
     )
-    folders = [data_dir] if data_dir else []
-    folders.append(DEBIAN_FASHION_MNIST)
-    return _load_idx_family("fashion_mnist", "fashion_mnist", "fashion_mnist.npz", folders, hint)
+    return _load_idx_family("fashion_mnist", "fashion_mnist", "fashion_mnist.npz", data_dir, hint)
 
 
 def _load_sample(data_dir: Path | None) -> Dataset:
@@ -544,7 +599,7 @@ def _subset(dataset: Dataset, num_train: int | None, num_test: int | None) -> Da
         ("num_test", num_test, len(dataset.x_test)),
     ):
         if value is not None and not 1 <= value <= available:
-            raise ValueError(f"{label} must be between 1 and {available}, got {value}")
+            raise SubsetTooLarge(label, f"must be between 1 and {available}, got {value}")
     return dataclasses.replace(
         dataset,
         x_train=dataset.x_train[:num_train],

@@ -2,11 +2,13 @@
 
 `train` is what the command line and the notebooks call: it compiles the model, creates
 (or reopens, to resume) the run folder, runs `bsi_keras.driver.fit` with the run folder's
-log and checkpoint, and writes ``summary.json`` however the run ends.
+log and checkpoint, and writes ``summary.json`` however the run ends. The run folder is
+locked (`bsi_keras.locks.FolderLock`) while it trains: a second process is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,7 +19,8 @@ import keras
 from bsi_keras import checkpoint
 from bsi_keras.data import Dataset
 from bsi_keras.driver import TrainingInterrupted, fit
-from bsi_keras.run_folder import RunFolder
+from bsi_keras.locks import FolderLock
+from bsi_keras.run_folder import RunFolder, RunFolderError
 from bsi_keras.schedules import BaseSchedule
 
 
@@ -63,6 +66,11 @@ def train(
     Returns:
         The run's `History` and its summary (also in ``summary.json``).
 
+    Raises:
+        bsi_keras.locks.FolderLocked: another process trains into ``run_dir``.
+        RunFolderError: the folder cannot be created, resumed or written (a full disk: the
+            summary says ``failed`` where it can still be written).
+
     Example:
 
     >>> import tempfile
@@ -76,7 +84,40 @@ def train(
     ('finished', 4)
     """
     model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics))
-    folder = _open_folder(run_dir, resume, model, dataset, schedule, seed, config)
+    try:
+        lock = FolderLock(run_dir).acquire()
+    except OSError as error:
+        raise RunFolderError(f"cannot use {run_dir} as a run folder: {error}") from error
+    with lock:
+        folder = _open_folder(run_dir, resume, model, dataset, schedule, seed, config)
+        return _train_locked(
+            model,
+            dataset,
+            schedule,
+            folder,
+            seed,
+            callbacks,
+            tensorboard,
+            save_every_epoch,
+            verbose,
+            resume,
+            fit_options,
+        )
+
+
+def _train_locked(
+    model: keras.Model,
+    dataset: Dataset,
+    schedule: BaseSchedule,
+    folder: RunFolder,
+    seed: int,
+    callbacks: Sequence[keras.callbacks.Callback],
+    tensorboard: bool,
+    save_every_epoch: bool,
+    verbose: int | str,
+    resume: bool,
+    fit_options: Mapping[str, Any],
+) -> tuple[keras.callbacks.History, dict[str, Any]]:
     run_callbacks = [folder.log_callback(), *callbacks]
     if tensorboard:
         run_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(folder.path / "tensorboard")))
@@ -103,7 +144,21 @@ def train(
         if interrupted.history is not None:
             folder.write_summary(interrupted.history, signal=interrupted.signum)
         raise
+    except OSError as error:  # a full disk or a vanished folder, mid-run
+        _write_failure(folder, error)
+        raise RunFolderError(
+            f"writing {folder.path} failed: {error}. Finished epochs are kept; free space "
+            f"and continue with --resume {folder.path}"
+        ) from error
     return history, folder.write_summary(history)
+
+
+def _write_failure(folder: RunFolder, error: OSError) -> None:
+    """A summary saying the run failed, where the disk still takes it."""
+    history = keras.callbacks.History()
+    history.on_train_begin()  # no epochs: the log and checkpoint keep the finished ones
+    with contextlib.suppress(OSError):
+        folder.write_summary(history, status="failed", error=str(error))
 
 
 def _open_folder(

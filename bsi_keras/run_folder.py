@@ -9,7 +9,8 @@ Layout:
 - ``checkpoint.npz``: the resumable checkpoint (see `bsi_keras.checkpoint`);
 - ``weights/epoch_NNN.keras``: per-epoch `.keras` snapshots of the model where asked
   (``save_every_epoch``); run folders written before them hold ``epoch_NNN.weights.h5``;
-- ``tensorboard/``: TensorBoard logs where asked.
+- ``tensorboard/``: TensorBoard logs where asked;
+- ``.lock``: while a process writes the folder (`bsi_keras.locks.FolderLock`).
 
 `RunFolder` is the one place that spells these names: readers (plots, reports, analysis,
 studies, benchmarks) ask it for paths instead of joining strings.
@@ -25,6 +26,7 @@ import math
 import os
 import platform
 import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,11 @@ LEADING_COLUMNS = (
     "train_traces",
     "noise_scale",
 )
+# Statuses a resume would not change (a diverged run diverges again from its checkpoint).
+ENDED = ("finished", "stopped", "diverged")
+# Files a run leaves behind before its config.json exists (a kill during its creation): a
+# folder holding only these may be started again.
+LEFTOVERS = (".lock", ".write_test", "config.json.tmp")
 # Columns of the machine and the process rather than of the training: a resumed run compiles
 # its steps again, and seconds are never the same twice.
 TIMING_COLUMNS = ("epoch_seconds", "compile_seconds", "train_traces")
@@ -115,7 +122,9 @@ class RunFolder:
                 cannot be written, or its disk has less than ``min_free_bytes`` free.
         """
         folder = cls(path)
-        if folder.path.exists() and any(folder.path.iterdir()):
+        if folder.path.exists() and not folder.path.is_dir():
+            raise RunFolderError(f"{folder.path} exists and is not a folder; choose another name")
+        if folder.path.exists() and any(p.name not in LEFTOVERS for p in folder.path.iterdir()):
             raise RunFolderError(
                 f"run folder {folder.path} already exists and is not empty; choose another "
                 "--filename, or continue it with --resume"
@@ -155,13 +164,31 @@ class RunFolder:
             )
 
     def read_config(self) -> dict[str, Any]:
-        """The run's ``config.json``."""
+        """The run's ``config.json``.
+
+        Raises:
+            RunFolderError: there is none (saying what to do with a half-created folder),
+                or it is unreadable or not a JSON object.
+        """
+        if not self.path.is_dir():
+            raise RunFolderError(f"{self.path} is not a run folder (not a folder)")
         try:
-            return json.loads(self.config_path.read_text())
+            config = json.loads(self.config_path.read_text())
         except FileNotFoundError:
-            raise RunFolderError(f"{self.path} is not a run folder (no config.json)") from None
-        except json.JSONDecodeError as error:
+            raise RunFolderError(self._no_config()) from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise RunFolderError(f"{self.config_path} is corrupt: {error}") from error
+        if not isinstance(config, dict):
+            raise RunFolderError(f"{self.config_path} is corrupt: not a JSON object")
+        return config
+
+    def _no_config(self) -> str:
+        if all(p.name in LEFTOVERS for p in self.path.iterdir()):
+            return (
+                f"{self.path} has no config.json: its run was stopped before it started; "
+                f"start it again with --filename {self.path}"
+            )
+        return f"{self.path} is not a run folder (no config.json)"
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         _write_atomic(self.config_path, json.dumps(config, indent=2, default=str) + "\n")
@@ -198,8 +225,8 @@ class RunFolder:
         return Snapshots(self)
 
     def log_callback(self) -> RunLog:
-        """The callback that keeps ``log.csv`` up to date."""
-        return RunLog(self.log_path)
+        """The callback that keeps ``log.csv`` up to date (reconciled with the checkpoint)."""
+        return RunLog(self.log_path, checkpoint_dir=self.path)
 
     def read_log(self) -> list[dict[str, str]]:
         """The rows of ``log.csv`` (strings), or [] if there is none yet."""
@@ -212,16 +239,34 @@ class RunFolder:
             RunFolderError: the run has no summary yet (it never ended) or it is corrupt.
         """
         try:
-            return json.loads(self.summary_path.read_text())
+            summary = json.loads(self.summary_path.read_text())
         except FileNotFoundError:
             raise RunFolderError(f"{self.path} has no summary.json (not ended yet)") from None
-        except json.JSONDecodeError as error:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise RunFolderError(f"{self.summary_path} is corrupt: {error}") from error
+        if not isinstance(summary, dict) or "status" not in summary:
+            raise RunFolderError(f"{self.summary_path} is corrupt: no status")
+        return summary
+
+    def status(self) -> str | None:
+        """None if the run never started (no ``config.json``), ``"started"`` if it has no
+        readable summary yet, else its summary's status (``finished``, ``interrupted``, ...)."""
+        if not self.config_path.is_file():
+            return None
+        try:
+            return str(self.read_summary()["status"])
+        except RunFolderError:
+            return "started"
 
     def write_summary(self, history: keras.callbacks.History, **extra: Any) -> dict[str, Any]:
-        """Write ``summary.json`` from the run's history; return it."""
-        summary = {**summarize(history), **extra, "written": _now()}
-        _write_atomic(self.summary_path, json.dumps(summary, indent=2, default=str) + "\n")
+        """Write ``summary.json`` from the run's history; return it.
+
+        Non-finite numbers (a diverged run's loss) are written as ``null``: the file is
+        strict JSON.
+        """
+        summary = _finite({**summarize(history), **extra, "written": _now()})
+        text = json.dumps(summary, indent=2, default=str, allow_nan=False)
+        _write_atomic(self.summary_path, text + "\n")
         return summary
 
 
@@ -232,16 +277,38 @@ class RunLog(keras.callbacks.Callback):
     resume from an earlier checkpoint), so the log never holds an epoch twice. The epoch
     column counts from 1. Text columns (``schedule_reason``) come from the driver's
     ``on_epoch_text`` call before each ``on_epoch_end``: Keras's logs carry numbers only.
+
+    Args:
+        path: the ``log.csv``.
+        checkpoint_dir: the folder of the run's checkpoint: on a resume, the log is
+            reconciled with the rows the checkpoint holds (`reconcile`).
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, checkpoint_dir: str | os.PathLike | None = None):
         super().__init__()
         self.path = Path(path)
+        self.checkpoint_dir = checkpoint_dir
         self.rows: list[dict[str, Any]] = []
         self.text: dict[str, str] = {}
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self.rows = read_log(self.path)
+        state = checkpoint.read_state(self.checkpoint_dir) if self.checkpoint_dir else None
+        saved = state.rows if state else []
+        try:
+            rows = read_log(self.path)
+        except RunFolderError as error:
+            if not saved:
+                raise
+            print(f"note: {error}", file=sys.stderr)
+            rows = []
+        self.rows = reconcile(rows, saved)
+        if self.rows != rows:
+            print(
+                f"note: {self.path} did not hold the {len(saved)} epochs of the checkpoint; "
+                "rewritten from the checkpoint's rows",
+                file=sys.stderr,
+            )
+            _write_atomic(self.path, format_log(self.rows))
 
     def on_epoch_text(self, epoch: int, text: dict[str, str]) -> None:
         self.text = dict(text)
@@ -280,6 +347,36 @@ def format_log(rows: Sequence[Mapping[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def reconcile(
+    log_rows: Sequence[Mapping[str, str]], saved: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The log of a resumed run: ``log_rows`` if they agree with the checkpoint's rows
+    ``saved`` (epochs 1 to ``len(saved)``), else the checkpoint's rows followed by the log's
+    later rows (the checkpoint wins).
+
+    Example:
+
+    >>> reconcile([], [{"loss": 0.5}])
+    [{'epoch': '1', 'loss': '0.5'}]
+    """
+    expected = (
+        list(
+            csv.DictReader(
+                io.StringIO(format_log([{"epoch": i + 1, **row} for i, row in enumerate(saved)]))
+            )
+        )
+        if saved
+        else []
+    )
+    agree = len(log_rows) >= len(expected) and all(
+        all(log_row.get(k, "") == v for k, v in row.items())
+        for log_row, row in zip(log_rows, expected)
+    )
+    if agree:
+        return [dict(row) for row in log_rows]
+    return expected + [dict(row) for row in log_rows[len(expected) :]]
+
+
 def read_log(path: str | os.PathLike) -> list[dict[str, str]]:
     """Read a ``log.csv``; [] if it does not exist.
 
@@ -289,8 +386,11 @@ def read_log(path: str | os.PathLike) -> list[dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise RunFolderError(f"{path} is corrupt: {error}") from None
     if rows and ("epoch" not in rows[0] or any(None in r or None in r.values() for r in rows)):
         raise RunFolderError(f"{path} is corrupt: rows do not match its header")
     return rows
@@ -357,6 +457,17 @@ def _devices() -> list[str]:
 def _format_value(value: Any) -> Any:
     if isinstance(value, float):
         return f"{value:.6g}" if not value.is_integer() or abs(value) >= 1e15 else int(value)
+    return value
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (in dicts and lists) as None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
     return value
 
 

@@ -63,7 +63,6 @@ FAMILY_DEFAULTS = {
         "epochs": 6,
         "batch_size": 100,
         "lr": 0.05,
-        "milestones": None,
         "weight_decay": 0.0,
         "clip_norm": None,
         "max_physical_batch": None,
@@ -75,12 +74,15 @@ FAMILY_DEFAULTS = {
         "epochs": 200,
         "batch_size": 128,
         "lr": 0.1,
-        "milestones": [60, 120, 160],
         "weight_decay": 5e-4,
         "clip_norm": 5.0,
         "max_physical_batch": 1024,
     },
 }
+# Default milestones as fractions of --epochs: thirds for the MNIST family, the reference
+# study's 60/120/160 of 200 epochs for CIFAR and for mixed_bsi (which steps three times).
+MILESTONE_FRACTIONS = {"mnist": ((1, 3), (2, 3)), "cifar": ((3, 10), (6, 10), (8, 10))}
+FAST_START = 6  # the reference's first epoch of batch doubling (fast_bsi, instant_bsi)
 # Flags that --phases replaces: it sets the whole schedule.
 PHASES_EXCLUDE = ("epochs", "batch_size", "lr", "milestones", "factor", "cap", "grow_steps")
 FlagValue = str | int | float | bool | list[int] | None
@@ -138,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         nargs="+",
         default=None,
-        help="epochs after which the schedule steps (MNIST family: thirds of --epochs)",
+        help="epochs after which the schedule steps (default: thirds of --epochs for the MNIST "
+        "family; 0.3, 0.6, 0.8 of them for CIFAR and mixed_bsi, i.e. 60 120 160 of 200)",
     )
     s.add_argument(
         "--factor", type=float, default=5.0, help="batch multiplier / LR divisor at each milestone"
@@ -176,8 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--fast_start",
         type=int,
-        default=6,
-        help="fast_bsi / instant_bsi: first (1-based) epoch of batch doubling",
+        default=None,
+        help=f"fast_bsi / instant_bsi: first (1-based) epoch of batch doubling (default: "
+        f"{FAST_START}, or the last epoch of a shorter run)",
     )
     s.add_argument(
         "--lr_growth", type=float, default=1.3, help="fast_bsi: LR multiplier per batch doubling"
@@ -427,7 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="write the resumable checkpoint every this many epochs",
     )
-    r.add_argument("--eval_batch_size", type=int, default=1000, help="evaluation batch size")
+    r.add_argument(
+        "--eval_batch_size",
+        type=int,
+        default=None,
+        help="evaluation batch size (default: 1000, or the whole test set if smaller)",
+    )
     _switch(r, "--drop_remainder", help="drop each epoch's last partial batch")
     _switch(r, "--tensorboard", help="also write TensorBoard logs")
     _switch(
@@ -479,8 +488,37 @@ def fill_defaults(args: argparse.Namespace) -> None:
     for dest, value in FAMILY_DEFAULTS[family(args.dataset)].items():
         if getattr(args, dest) is None:
             setattr(args, dest, value)
+    if args.fast_start is None:
+        args.fast_start = min(FAST_START, args.epochs) if args.epochs >= 1 else FAST_START
     if args.milestones is None:
-        args.milestones = [args.epochs * k // 3 for k in (1, 2) if args.epochs >= 3]
+        args.milestones = default_milestones(args.schedule, args.dataset, args.epochs)
+
+
+def default_milestones(schedule: str, dataset: str, epochs: int) -> list[int]:
+    """The milestones of a run that gives none: `MILESTONE_FRACTIONS` of ``epochs``.
+
+    Raises:
+        SpecError: naming ``--epochs``, for a mixed_bsi run too short for 3 milestones.
+
+    Example:
+
+    >>> default_milestones("decay_lr", "mnist", 6), default_milestones("decay_lr", "cifar10", 200)
+    ([2, 4], [60, 120, 160])
+    >>> default_milestones("increase_bs", "mnist", 2), default_milestones("mixed_bsi", "mnist", 4)
+    ([1], [1, 2, 3])
+    """
+    kind = "cifar" if schedule == "mixed_bsi" else family(dataset)
+    fractions = MILESTONE_FRACTIONS[kind]
+    if epochs < 2:
+        return []
+    milestones = sorted({min(max(epochs * a // b, 1), epochs - 1) for a, b in fractions})
+    if schedule == "mixed_bsi" and len(milestones) < 3:
+        raise SpecError(
+            "--epochs",
+            f"mixed_bsi steps at 3 milestones, so it needs at least 4 epochs (got {epochs}); "
+            "give more --epochs, or --milestones with 3 epochs",
+        )
+    return milestones
 
 
 def explicit_flags(argv: Sequence[str] | None) -> dict[str, FlagValue]:
@@ -489,6 +527,23 @@ def explicit_flags(argv: Sequence[str] | None) -> dict[str, FlagValue]:
     for action in parser._actions:
         action.default = argparse.SUPPRESS
     return vars(parser.parse_args(argv))
+
+
+def as_typed(flag: str, argv: Sequence[str] | None) -> str:
+    """The spelling of ``flag`` (``--`` and a dest, or any of its option strings) that
+    ``argv`` used, else the parser's first (``--data_dir`` -> ``--data-dir``).
+
+    Example:
+
+    >>> as_typed("--seed", ["--rand_seed", "7"]), as_typed("--dry_run", [])
+    ('--rand_seed', '--dry-run')
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    typed = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    for action in build_parser()._actions:
+        if flag in action.option_strings or flag == f"--{action.dest}":
+            return next((o for o in action.option_strings if o in typed), action.option_strings[0])
+    return flag
 
 
 def flag_table() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 
 from bsi_keras.cli import flags
 from bsi_keras.cli.checks import SpecError
@@ -32,10 +33,14 @@ def resumed_spec(
     """
     from bsi_keras.run_folder import RunFolder, RunFolderError
 
+    if not folder.strip():
+        raise SpecError("--resume", "is empty: give the run folder to continue")
     try:
         config = RunFolder.open_existing(folder).read_config()
     except RunFolderError as error:
         raise SpecError("--resume", str(error)) from None
+    if not isinstance(config.get("schedule"), dict):
+        raise SpecError("--resume", f"{folder}'s config.json holds no schedule: it is damaged")
     spec = RunSpec.from_run_config(config, folder)
     _check_given(spec, _resolve_switches(given))
     verbose = given.get("verbose", spec.run.verbose)
@@ -61,3 +66,15 @@ def _check_given(spec: RunSpec, given: Mapping[str, flags.FlagValue]) -> None:
                 f"{value!r} contradicts the run's config.json ({stored.get(dest)!r}); a "
                 "resumed run keeps its settings",
             )
+
+
+def comparison_runs(folder: str) -> dict[Path, str | None]:
+    """The runs of a ``--schedule all`` folder by their status (`RunFolder.status`), or {}
+    for any other folder (one with a ``config.json`` of its own, or none of the three)."""
+    from bsi_keras.run_folder import RunFolder
+
+    root = Path(folder)
+    if not root.is_dir() or (root / "config.json").exists():
+        return {}
+    runs = {root / name: RunFolder(root / name).status() for name in flags.COMPARED}
+    return runs if any(status is not None for status in runs.values()) else {}

@@ -30,12 +30,14 @@ import keras
 
 from bsi_keras.cli import flags
 from bsi_keras.cli.checks import SpecError
-from bsi_keras.cli.resume import resumed_spec
+from bsi_keras.cli.resume import comparison_runs, resumed_spec
 from bsi_keras.cli.spec import RunSpec
 from bsi_keras.data import Dataset
+from bsi_keras.run_folder import ENDED
 from bsi_keras.runtime import physical_batch
 from bsi_keras.schedules import AdaptiveSchedule, BaseSchedule, EpochPlan, FunctionSchedule
 
+DEFAULT_EVAL_BATCH = 1000  # --eval_batch_size left out (clamped to the test set's size)
 DRY_RUN_COLUMNS = (
     "phase",
     "epochs",
@@ -49,19 +51,65 @@ DRY_RUN_COLUMNS = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the process exit code (2: a refused flag)."""
+    """Run the command line; return the process exit code (2: a refused flag, named as
+    typed)."""
     parser = flags.build_parser()
     try:
         args = flags.parse(argv)
-        if args.resume:
-            spec, stored_schedule = resumed_spec(args.resume, flags.explicit_flags(argv))
-            return execute(spec, dry_run=args.dry_run, stored_schedule=stored_schedule)
+        if args.resume is not None:
+            return resume(args.resume, flags.explicit_flags(argv), dry_run=args.dry_run)
         seeds = flags.seed_list(args)
         if seeds is not None:
             return execute_seeds(RunSpec.from_args(args), seeds, dry_run=args.dry_run)
         return execute(RunSpec.from_args(args), dry_run=args.dry_run)
     except SpecError as error:
-        parser.error(str(error))
+        parser.error(f"argument {flags.as_typed(error.flag, argv)}: {error.message}")
+
+
+def resume(folder: str, given: Mapping[str, flags.FlagValue], dry_run: bool = False) -> int:
+    """Continue the run in ``folder``, or each unfinished run of a ``--schedule all`` folder
+    (a run that never started is started with its siblings' spec; ended runs are skipped).
+
+    Args:
+        folder: a run folder, or the folder of a ``--schedule all`` comparison.
+        given: the flags given with ``--resume`` (`bsi_keras.cli.resume.resumed_spec`).
+        dry_run: print the phase tables only.
+
+    Returns:
+        The exit code, as `execute`'s (the worst of the comparison's runs).
+    """
+    runs = comparison_runs(folder)
+    if not runs:
+        spec, stored_schedule = resumed_spec(folder, given)
+        return execute(spec, dry_run=dry_run, stored_schedule=stored_schedule)
+    code = 0
+    for run_folder, status in runs.items():
+        if status in ENDED:
+            print(f"{run_folder}: {status} before, skipped")
+            continue
+        if status is None:
+            spec = _sibling_spec(runs, run_folder, given)
+            code = max(code, execute(spec, dry_run=dry_run))
+        else:
+            spec, stored = resumed_spec(str(run_folder), given)
+            code = max(code, execute(spec, dry_run=dry_run, stored_schedule=stored))
+        if code >= 128:  # a signal: stop here
+            return code
+    if code == 0 and not dry_run:
+        _compare(list(runs))
+    return code
+
+
+def _sibling_spec(
+    runs: Mapping[Path, str | None], folder: Path, given: Mapping[str, flags.FlagValue]
+) -> RunSpec:
+    """The spec of a comparison run that never started: a started sibling's, with its own
+    schedule and folder."""
+    started = next(f for f, status in runs.items() if status is not None)
+    spec, _ = resumed_spec(str(started), given)
+    schedule = dataclasses.replace(spec.schedule, name=folder.name)
+    run = dataclasses.replace(spec.run, filename=str(folder))
+    return dataclasses.replace(spec, schedule=schedule, run=run)
 
 
 def execute(
@@ -96,17 +144,18 @@ def execute(
         return 0
     from bsi_keras.checkpoint import CheckpointError
     from bsi_keras.driver import TrainingInterrupted
+    from bsi_keras.locks import FolderLocked
     from bsi_keras.run_folder import RunFolderError
 
     try:
         return _train_all(runs, built, num_train, stored_schedule)
-    except (RunFolderError, CheckpointError) as error:
+    except (RunFolderError, CheckpointError, FolderLocked) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except TrainingInterrupted as interrupted:
+        folder = _root(runs) if len(runs) > 1 else interrupted.run_dir
         print(
-            f"stopped: {interrupted}. Resume with: python -m bsi_keras.run --resume "
-            f"{interrupted.run_dir}",
+            f"stopped: {interrupted}. Resume with: python -m bsi_keras.run --resume {folder}",
             file=sys.stderr,
         )
         return 128 + interrupted.signum
@@ -269,15 +318,13 @@ def _train_all(
     num_train: int,
     stored_schedule: Mapping[str, object] | None,
 ) -> int:
-    from bsi_keras.data import DatasetUnavailable, load_dataset
-
-    model = runs[0].model
-    try:
-        options = {"augment": False} if model.no_augment else {}
-        dataset = load_dataset(model.dataset, model.data_dir, *model.subset, **options)
-    except DatasetUnavailable as error:
-        print(f"error: --dataset {model.dataset}: {error}", file=sys.stderr)
-        return 1
+    dataset = runs[0].model.load()
+    eval_batch = runs[0].run.eval_batch_size
+    if eval_batch is not None and eval_batch > len(dataset.x_test):  # files of another size
+        raise SpecError(
+            "--eval_batch_size",
+            f"{eval_batch} is larger than the test set ({len(dataset.x_test)} examples)",
+        )
     if len(dataset.x_train) != num_train:  # a local file of another size
         built = _schedules(runs, len(dataset.x_train))
     if stored_schedule is not None:
@@ -293,17 +340,25 @@ def _train_all(
         from bsi_keras.runtime.determinism import enable_determinism
 
         record["determinism"] = enable_determinism()
-    for run, schedule in zip(runs, built, strict=True):
+    code = 0
+    for run, schedule in zip(runs, built, strict=True):  # one diverging skips no other
         summary = _train_one(run, dataset, schedule, record, resume=stored_schedule is not None)
-        if summary["status"] != "finished":
-            return 1
-    if len(runs) > 1:
-        from bsi_keras import plots
+        code = max(code, 0 if summary["status"] == "finished" else 1)
+    if len(runs) > 1 and code == 0:
+        _compare([Path(run.run.filename) for run in runs])
+    return code
 
-        folders = [Path(run.run.filename) for run in runs]
-        figure = plots.comparison_figure(folders, folders[0].parent / "comparison.png")
-        print(f"comparison figure: {figure}")
-    return 0
+
+def _compare(folders: Sequence[Path]) -> None:
+    from bsi_keras import plots
+
+    figure = plots.comparison_figure(folders, folders[0].parent / "comparison.png")
+    print(f"comparison figure: {figure}")
+
+
+def _root(runs: Sequence[RunSpec]) -> Path:
+    """The folder of a ``--schedule all`` comparison's runs."""
+    return Path(runs[0].run.filename).parent
 
 
 def _check_stored(schedule: BaseSchedule, stored: Mapping[str, object], folder: str) -> None:
@@ -363,7 +418,7 @@ def _check_model(spec: RunSpec, dataset: Dataset) -> None:
         _build_model(spec, dataset)
     except SpecError:
         raise
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, MemoryError, *_resource_errors()) as error:
         raise SpecError(
             "--model",
             f"{spec.model.name} cannot be built for {dataset.name}'s inputs "
@@ -397,6 +452,15 @@ def _physical_batch(
     return chosen, {**record, "max_physical_batch": probed}
 
 
+def _resource_errors() -> tuple[type[Exception], ...]:
+    """What the backend raises for a model too large for the device's memory."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return (tf.errors.ResourceExhaustedError, tf.errors.InvalidArgumentError)
+    return (RuntimeError,)  # JAX's XlaRuntimeError, torch's OutOfMemoryError
+
+
 def _train_one(
     spec: RunSpec,
     dataset: Dataset,
@@ -425,7 +489,7 @@ def _train_one(
         tensorboard=options.tensorboard,
         save_every_epoch=options.save_state,
         verbose=verbose,
-        eval_batch_size=options.eval_batch_size,
+        eval_batch_size=options.eval_batch_size or DEFAULT_EVAL_BATCH,
         drop_remainder=options.drop_remainder,
         checkpoint_every=options.checkpoint_every,
         step_options=spec.step_options(physical),

@@ -21,6 +21,19 @@ from bsi_keras.cli.checks import SpecError
 from bsi_keras.cli.flags import COMPARED, SCHEDULES
 from bsi_keras.schedules import BaseSchedule, ScheduleError
 
+# The schedules each flag changes (a value given to another schedule would be ignored).
+USES_MAX = (
+    "increase_bs",
+    "hybrid",
+    "mixed_bsi",
+    "fast_bsi",
+    "instant_bsi",
+    "adaptive",
+    "seesaw",
+    "cbs_warmup",
+)
+USES_FACTOR = ("increase_bs", "decay_lr", "hybrid", "adaptive", "seesaw")  # >= 1: x batch, / LR
+FAST = ("fast_bsi", "instant_bsi")
 # Schedule parameters whose flag has another name.
 FLAG_OF_PARAM = {
     "max_batch_size": "--max",
@@ -96,13 +109,17 @@ class ScheduleSpec:
             checks.non_negative_number(f"--{flag}", getattr(self, flag))
         checks.positive_number("--theta", self.theta, optional=True)
         checks.positive_number("--coefficient", self.coefficient)
+        checks.positive_int("--fast_start", self.fast_start)
         if self.name == "adaptive":
-            for flag in ("regime_adaptation", "warmup_epochs"):
+            for flag in ("regime_adaptation", "warmup_epochs", "phases"):
                 if getattr(self, flag):
                     raise SpecError(f"--{flag}", "not with --schedule adaptive")
             if self.lr_curve != "constant":
                 raise SpecError("--lr_curve", "not with --schedule adaptive")
         self._check_ramp_flags()
+        self._check_phases()
+        self._check_factors()
+        self._check_curve()
 
     def _check_ramp_flags(self) -> None:
         checks.one_of("--ramp_rule", self.ramp_rule, schedules.RAMP_RULES)
@@ -120,9 +137,47 @@ class ScheduleSpec:
         if self.name != "cbs_warmup" and self.cbs is not None:
             raise SpecError("--cbs", "applies to --schedule cbs_warmup only")
 
+    def _check_phases(self) -> None:
+        if self.phases is not None and not self.phases.strip():
+            raise SpecError("--phases", "is empty: give EPOCHSxBATCH@LR,... or leave it out")
+        if self.max is not None and (self.phases is not None or self.name not in USES_MAX):
+            what = "--phases" if self.phases is not None else f"--schedule {self.name}"
+            raise SpecError("--max", f"{what} never grows the batch: leave --max out")
+
+    def _check_factors(self) -> None:
+        """Refuse factors that turn a schedule around (a batch that shrinks, an LR that
+        grows) and a fast start the run never reaches."""
+        if self.phases is None and self.name in USES_FACTOR and self.factor < 1:
+            raise SpecError(
+                "--factor",
+                f"must be >= 1 (it multiplies the batch or divides the LR), got {self.factor}",
+            )
+        if self.phases is None and self.name == "mixed_bsi":
+            for flag in ("factor1", "factor2", "factor3"):
+                if getattr(self, flag) < 1:
+                    raise SpecError(f"--{flag}", f"must be >= 1, got {getattr(self, flag)}")
+        if self.phases is None and self.name in FAST and self.fast_start > self.epochs:
+            raise SpecError(
+                "--fast_start",
+                f"epoch {self.fast_start} is after the last (--epochs {self.epochs})",
+            )
+
+    def _check_curve(self) -> None:
+        """Refuse curve values the curve would ignore or that leave no useful LR."""
+        if self.warmup_epochs > self.epochs:
+            raise SpecError(
+                "--warmup_epochs", f"{self.warmup_epochs:g} is longer than the run ({self.epochs})"
+            )
+        if self.lr_curve == "constant" and self.min_lr:
+            raise SpecError("--min_lr", "applies to --lr_curve cosine or cyclic only")
+        if self.lr_curve != "cyclic" and self.cycle_epochs:
+            raise SpecError("--cycle_epochs", "applies to --lr_curve cyclic only")
+        if self.lr_curve != "constant" and self.phases is None and self.min_lr >= self.lr:
+            raise SpecError("--min_lr", f"must be below --lr ({self.lr:g}), got {self.min_lr:g}")
+
     def names(self) -> tuple[str, ...]:
         """The schedules this spec runs: the three compared ones for ``all``, else its own."""
-        return COMPARED if self.name == "all" and not self.phases else (self.name,)
+        return COMPARED if self.name == "all" and self.phases is None else (self.name,)
 
     def build(self, num_train: int, multiple_of: int = 1) -> BaseSchedule:
         """The schedule for a training set of ``num_train`` examples.
@@ -142,7 +197,7 @@ class ScheduleSpec:
             )
         if self.max is not None and self.max > num_train:
             raise SpecError("--max", f"{self.max} is larger than the training set ({num_train})")
-        if self.name == "all" and not self.phases:
+        if self.name == "all" and self.phases is None:
             raise SpecError("--schedule", "'all' is three runs: build each of names()")
         max_batch = self.max or num_train
         try:
@@ -154,10 +209,20 @@ class ScheduleSpec:
             if self.regime_adaptation:
                 schedule = schedules.stretch_epochs(schedule, self.reference_batch)
             schedule = schedules.scale_lr(schedule, self.scale_lr, self.reference_batch)
+            self._check_cycle(schedule, num_train)
             return schedules.with_curve(schedule, self._curve())
         except ScheduleError as error:
             flag = FLAG_OF_PARAM.get(error.param, f"--{error.param}")
             raise SpecError(flag, str(error).split(": ", 1)[1]) from None
+
+    def _check_cycle(self, schedule: schedules.Schedule, num_train: int) -> None:
+        """A cyclic half cycle of at least one update (the first phase's)."""
+        per_epoch = -(-num_train // schedule.phases[0].batch_size)
+        if self.lr_curve == "cyclic" and self.cycle_epochs * per_epoch < 1:
+            raise SpecError(
+                "--cycle_epochs",
+                f"{self.cycle_epochs:g} epochs is less than one update ({per_epoch} per epoch)",
+            )
 
     def _adaptive(self, max_batch: int, multiple_of: int) -> schedules.AdaptiveSchedule:
         return schedules.AdaptiveSchedule(
@@ -212,7 +277,7 @@ class ScheduleSpec:
         )
 
     def _base(self, max_batch: int, multiple_of: int) -> schedules.Schedule:
-        if self.phases:
+        if self.phases is not None:
             try:
                 return schedules.from_phases(self.phases)
             except ScheduleError as error:

@@ -26,6 +26,7 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import keras
@@ -42,7 +43,7 @@ from bsi_keras.cli.flags import (
     parse,
 )
 from bsi_keras.cli.schedule_spec import ScheduleSpec
-from bsi_keras.data import available_datasets, known_sizes
+from bsi_keras.data import Dataset, available_datasets, known_sizes
 from bsi_keras.layers import MOVING_STATISTICS
 from bsi_keras.models import is_model_name
 from bsi_keras.runtime import distribution, physical_batch
@@ -51,6 +52,10 @@ from bsi_keras.train_step import LossDropout, StepOptions
 from bsi_keras.train_step import sam as sharpness_aware
 from bsi_keras.train_step.core import NoiseScaleOptions
 
+# Datasets that read no files (a --data-dir would be ignored).
+NO_FILES = ("mnist_sample", "synthetic", "synthetic_cifar")
+MAX_SEED = 2**32 - 1  # the backends' seeds are 32-bit
+NAME_MAX = 255  # bytes of one path component on the usual file systems
 # Flags whose dest an older command line spelled otherwise (read in older run folders).
 RENAMED_DESTS = {"doubleEndFactor": "double_end_factor", "saveState": "save_state"}
 
@@ -79,6 +84,10 @@ class ModelSpec:
         checks.positive_int("--num_test", self.num_test, optional=True)
         checks.non_negative_int("--mini_batch_size", self.mini_batch_size)
         checks.non_negative_number("--weight_decay", self.weight_decay)
+        if self.data_dir is not None and not self.data_dir.strip():
+            raise SpecError("--data_dir", "is empty: give a folder or leave it out")
+        if self.data_dir is not None and self.dataset in NO_FILES:
+            raise SpecError("--data_dir", f"{self.dataset} reads no files: leave it out")
         if self.no_augment and family(self.dataset) != "cifar":
             raise SpecError("--no_augment", f"{self.dataset} has no augmentation to turn off")
         checks.one_of("--bn_statistics", self.bn_statistics, MOVING_STATISTICS)
@@ -115,9 +124,26 @@ class ModelSpec:
         sizes = None if self.data_dir else known_sizes(self.dataset)
         if self.num_train or sizes:
             return self.num_train or sizes[0]
-        from bsi_keras.data import load_dataset
+        return len(self.load(subset=False).x_train)
 
-        return len(load_dataset(self.dataset, self.data_dir).x_train)
+    def load(self, subset: bool = True) -> Dataset:
+        """The dataset (its first ``num_train`` / ``num_test`` examples where ``subset``).
+
+        Raises:
+            SpecError: the data cannot be had (naming ``--data_dir`` or ``--dataset``), or
+                ``--num_train`` / ``--num_test`` beyond it.
+        """
+        from bsi_keras.data import DatasetUnavailable, SubsetTooLarge, load_dataset
+
+        options = {"augment": False} if self.no_augment else {}
+        try:
+            return load_dataset(
+                self.dataset, self.data_dir, *(self.subset if subset else ()), **options
+            )
+        except SubsetTooLarge as error:
+            raise SpecError(f"--{error.param}", str(error).split(" ", 1)[1]) from None
+        except DatasetUnavailable as error:
+            raise SpecError("--data_dir" if self.data_dir else "--dataset", str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -213,7 +239,7 @@ class RunOptions:
     filename: str | None = None
     seed: int = 0
     verbose: int | None = None
-    eval_batch_size: int = 1000
+    eval_batch_size: int | None = None
     drop_remainder: bool = False
     checkpoint_every: int = 1
     tensorboard: bool = False
@@ -224,7 +250,10 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         checks.non_negative_int("--seed", self.seed)
-        checks.positive_int("--eval_batch_size", self.eval_batch_size)
+        if self.seed > MAX_SEED:
+            raise SpecError("--seed", f"must be at most 2**32 - 1 = {MAX_SEED}, got {self.seed}")
+        self._check_filename()
+        checks.positive_int("--eval_batch_size", self.eval_batch_size, optional=True)
         checks.positive_int("--checkpoint_every", self.checkpoint_every)
         if self.verbose not in (None, 0, 1, 2):
             raise SpecError("--verbose", f"invalid choice: {self.verbose} (choose from 0, 1, 2)")
@@ -233,6 +262,17 @@ class RunOptions:
                 distribution.check_supported(keras.backend.backend())
             except ValueError as error:
                 raise SpecError("--distribute", str(error)) from None
+
+    def _check_filename(self) -> None:
+        if self.filename is None:
+            return
+        if not self.filename.strip():
+            raise SpecError("--filename", "is empty: give a folder name or leave it out")
+        long = [p for p in Path(self.filename).parts if len(p.encode()) > NAME_MAX]
+        if long:
+            raise SpecError(
+                "--filename", f"a name of {len(long[0].encode())} bytes; at most {NAME_MAX}"
+            )
 
 
 Part = ScheduleSpec | ModelSpec | OptimizerSpec | StepSpec | RunOptions
@@ -270,6 +310,18 @@ class RunSpec:
                 f"the virtual batch {ghost} is larger than the batch size {batch}",
             )
         self._check_noise_scale()
+        self._check_eval_batch()
+
+    def _check_eval_batch(self) -> None:
+        """Refuse an evaluation batch larger than the test set (None, the default, is 1000
+        or the whole test set: `bsi_keras.driver.feeds.ValidationFeed` clamps it)."""
+        sizes = None if self.model.data_dir else known_sizes(self.model.dataset)
+        test_size = self.model.num_test or (sizes[1] if sizes else None)
+        batch = self.run.eval_batch_size
+        if batch is not None and test_size is not None and batch > test_size:
+            raise SpecError(
+                "--eval_batch_size", f"{batch} is larger than the test set ({test_size} examples)"
+            )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunSpec:
@@ -309,7 +361,7 @@ class RunSpec:
         if "spec" in config:
             try:
                 return cls.from_config(config["spec"])
-            except (TypeError, KeyError) as error:
+            except (TypeError, KeyError, AttributeError) as error:
                 raise SpecError("--resume", f"{folder}'s spec is unreadable: {error}") from None
         if "args" not in config or "schedule" not in config:
             raise SpecError("--resume", f"{folder} was not written by this command line")
@@ -350,6 +402,12 @@ class RunSpec:
             SpecError: values that make no schedule on this training set.
         """
         schedule = self.schedule.build(num_train, self.model.mini_batch_size or 1)
+        largest = max(setting.batch_size for setting in schedule.planned())
+        if largest > num_train:
+            flag = "--phases" if self.schedule.phases is not None else "--batch_size"
+            raise SpecError(
+                flag, f"a batch of {largest} is larger than the training set ({num_train} examples)"
+            )
         smallest = min(setting.batch_size for setting in schedule.planned())
         m = self.optimizer.sam_m
         if m is not None and m > smallest:
@@ -429,6 +487,8 @@ def _namespace(args: Mapping[str, object], schedule: Mapping[str, object]) -> ar
     values = {RENAMED_DESTS.get(dest, dest): value for dest, value in args.items()}
     if values.get("schedule") == "all":  # one run of a comparison: the one it trained
         values["schedule"] = schedule["name"]
+    # Folders of before trained with the one convention there was; a resume keeps it.
+    values.setdefault("bn_statistics", "keras")
     namespace = argparse.Namespace(**{**vars(build_parser().parse_args([])), **values})
     fill_defaults(namespace)
     return namespace

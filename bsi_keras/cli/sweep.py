@@ -9,6 +9,12 @@ be stopped and started again), then writes ``summary.csv``, ``summary.md`` and t
 arguments after ``--`` go to every run, and ``--epochs`` then shortens it (`shortened`:
 milestones or phases shrink in proportion).
 
+A sweep takes its folder's lock (`bsi_keras.locks.FolderLock`): a second sweep of the same
+recipe and root is refused. The first SIGINT or SIGTERM stops it: the run in progress keeps
+its finished epochs, no further run starts, the runs left are printed and the exit code is
+128 + the signal's number; running the same command again continues. A run whose flags are
+refused is reported and skipped; the sweep goes on and exits 1 at the end.
+
 Example:
 
 >>> [name for name, _ in RECIPES["smith"]()]
@@ -24,21 +30,38 @@ simple CNN on Fashion-MNIST (``mnist_cnn``) and on CIFAR-10 (Keskar's C1);
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
-import json
+import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from bsi_keras.cli import flags
 from bsi_keras.cli.checks import SpecError
 from bsi_keras.cli.flags import FlagValue
 from bsi_keras.cli.spec import RunSpec
+from bsi_keras.run_folder import ENDED, RunFolder
+
+
+class SweepStopped(Exception):
+    """A signal stopped the sweep.
+
+    Attributes:
+        signum: the signal.
+        remaining: the runs not finished (the interrupted one first).
+    """
+
+    def __init__(self, signum: int, remaining: Sequence[str]):
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} received; runs not finished: {', '.join(remaining)}")
+        self.signum = signum
+        self.remaining = list(remaining)
+
 
 Overrides = Mapping[str, FlagValue]  # flag values by dest, over the parser's defaults
 Run = tuple[str, Overrides]
-# Statuses a resume would not change (a diverged run diverges again from its checkpoint).
-ENDED = ("finished", "stopped", "diverged")
 CIFAR: Overrides = {"dataset": "cifar10"}
 
 
@@ -309,19 +332,18 @@ def run_sweep(
 ) -> list[Path]:
     """Run (or finish) every run of ``recipe`` under ``root / recipe``; write the summary.
 
-    Every run's spec is checked before the first run starts. With ``seeds``, the sweep runs
-    once per seed under ``root / seed_<k> / recipe`` (``--seed k`` added to ``extra``), one
-    summary per seed; ``python -m bsi_keras.report ROOT`` aggregates them over seeds.
+    Every run's spec is checked before the first run starts; a refused one (here or when it
+    meets its data) is reported and skipped. With ``seeds``, the sweep runs once per seed
+    under ``root / seed_<k> / recipe`` (``--seed k`` added to ``extra``), one summary per
+    seed; ``python -m bsi_keras.report ROOT`` aggregates them over seeds.
 
     Returns:
-        The run folders of the runs that finished.
+        The run folders of the runs that ended (finished, stopped or diverged).
 
     Raises:
-        SpecError: a run's values are out of range (naming the flag).
+        SweepStopped: SIGINT or SIGTERM; no summary is written.
+        bsi_keras.locks.FolderLocked: another sweep drains this folder.
     """
-    from bsi_keras.cli.resume import resumed_spec
-    from bsi_keras.cli.run import execute
-
     if seeds:
         return [
             run_folder
@@ -335,36 +357,84 @@ def run_sweep(
                 only,
             )
         ]
+    from bsi_keras.locks import FolderLock
+
     folder = Path(root) / recipe
-    specs = [
-        (name, run_spec(overrides, epochs, dataset, extra))
-        for name, overrides in RECIPES[recipe]()
-        if not only or name in only
-    ]
-    finished = []
-    for name, spec in specs:
-        run_folder = folder / name
-        status = _status(run_folder)
-        if status in ENDED:
-            print(f"{name}: {status} before, skipped")
-            finished.append(run_folder)
-            continue
-        print(f"{name}: {'resuming' if status else 'starting'}")
+    runs = [(name, values) for name, values in RECIPES[recipe]() if not only or name in only]
+    specs = {
+        name: _refused_or(lambda v=v: run_spec(v, epochs, dataset, extra), name, extra)
+        for name, v in runs
+    }
+    ended: list[Path] = []
+    with FolderLock(folder), _recording_signals() as received:
+        for name, spec in specs.items():
+            code = _run_one(name, spec, folder / name, extra) if spec is not None else None
+            if RunFolder(folder / name).status() in ENDED:
+                ended.append(folder / name)
+            if code is not None and code >= 128:  # the driver stopped the run on a signal
+                received.append(code - 128)
+            if received:
+                done = {path.name for path in ended}
+                raise SweepStopped(received[0], [n for n in specs if n not in done])
+        if ended:
+            write_summary(ended, folder)
+    return ended
+
+
+def _refused_or(make: Callable[[], Any], name: str, extra: Sequence[str]) -> Any:
+    """``make()``, or None (the refusal printed) where it raises `SpecError`."""
+    try:
+        return make()
+    except SpecError as error:
+        print(f"{name}: refused: argument {flags.as_typed(error.flag, extra)}: {error.message}")
+        return None
+
+
+def _run_one(name: str, spec: RunSpec, run_folder: Path, extra: Sequence[str]) -> int | None:
+    """Start, resume or skip one run; return its exit code (None: refused)."""
+    from bsi_keras.cli.resume import resumed_spec
+    from bsi_keras.cli.run import execute
+
+    status = RunFolder(run_folder).status()
+    if status in ENDED:
+        print(f"{name}: {status} before, skipped")
+        return 0
+    print(f"{name}: {'resuming' if status else 'starting'}")
+
+    def train() -> int:
         if status is None:
             options = dataclasses.replace(spec.run, filename=str(run_folder))
-            code = execute(dataclasses.replace(spec, run=options))
-        else:
-            resumed, stored_schedule = resumed_spec(str(run_folder), {})
-            code = execute(resumed, stored_schedule=stored_schedule)
-        _clear_session()
-        if code != 0:
-            print(f"{name}: ended with exit code {code}")
-            if _status(run_folder) not in ENDED:
-                continue
-        finished.append(run_folder)
-    if finished:
-        write_summary(finished, folder)
-    return finished
+            return execute(dataclasses.replace(spec, run=options))
+        resumed, stored_schedule = resumed_spec(str(run_folder), {})
+        return execute(resumed, stored_schedule=stored_schedule)
+
+    code = _refused_or(train, name, extra)
+    _clear_session()
+    if code:
+        print(f"{name}: ended with exit code {code}")
+    return code
+
+
+@contextlib.contextmanager
+def _recording_signals() -> Iterator[list[int]]:
+    """While the sweep runs, SIGINT and SIGTERM are recorded (the driver stops the run in
+    progress on its own); the sweep stops before the next run. A second signal quits."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    previous = {}
+    with contextlib.suppress(ValueError):  # not the main thread: nothing installed
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, handler)
+    try:
+        yield received
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def sweep_runs(
@@ -409,14 +479,6 @@ def write_summary(folders: Sequence[Path], out: Path) -> None:
     print(f"summary and figure in {out}")
 
 
-def _status(folder: Path) -> str | None:
-    """None if the run never started, else its summary status ("started" if none yet)."""
-    if not (folder / "config.json").exists():
-        return None
-    summary = folder / "summary.json"
-    return json.loads(summary.read_text())["status"] if summary.exists() else "started"
-
-
 def _clear_session() -> None:
     import keras
 
@@ -443,15 +505,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("argument --seeds: contradicts --seed after --; give the seeds in one flag")
     if args.epochs is not None and args.epochs < 2:
         parser.error("argument --epochs: a sweep run needs at least 2 epochs")
-    try:
-        if args.list:
-            for name, overrides in RECIPES[args.recipe]():
-                spec = run_spec(overrides, args.epochs, args.dataset, extra)
+    if args.list:
+        for name, overrides in RECIPES[args.recipe]():
+            spec = _refused_or(
+                lambda o=overrides: run_spec(o, args.epochs, args.dataset, extra), name, extra
+            )
+            if spec is not None:
                 print(name, " ".join(spec.to_argv()))
-            return 0
-        finished = run_sweep(
+        return 0
+    unknown = sorted(set(args.runs) - {name for name, _ in RECIPES[args.recipe]()})
+    if unknown:
+        parser.error(f"argument --runs: {args.recipe} has no run {', '.join(unknown)}")
+    from bsi_keras.locks import FolderLocked
+
+    try:
+        ended = run_sweep(
             args.recipe, args.root, args.epochs, args.dataset, extra, args.runs, args.seeds
         )
-    except SpecError as error:
-        parser.error(str(error))
-    return 0 if finished else 1
+    except SweepStopped as stopped:
+        print(f"sweep stopped: {stopped}. Run the same command again to continue.", file=sys.stderr)
+        return 128 + stopped.signum
+    except (FolderLocked, OSError) as error:  # another sweep; a root that is no folder
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    expected = [name for name, _ in RECIPES[args.recipe]() if not args.runs or name in args.runs]
+    roots = [Path(args.root, f"seed_{seed}") for seed in args.seeds] or [Path(args.root)]
+    left = [
+        str(root / name)
+        for root in roots
+        for name in expected
+        if root / args.recipe / name not in ended
+    ]
+    if left:
+        print(
+            f"sweep incomplete: {', '.join(left)} did not end; see the messages above",
+            file=sys.stderr,
+        )
+    return 1 if left else 0

@@ -29,10 +29,22 @@ def training_feed(
     augmentation: Augmentation | None,
     class_weight: Mapping[int, float] | None,
 ) -> ArrayFeed | TFDatasetFeed | PyDatasetFeed:
-    """The feed of ``fit``'s training data."""
+    """The feed of ``fit``'s training data.
+
+    Raises:
+        ValueError: ``y`` or ``sample_weight`` beside a dataset (which holds its targets).
+    """
+    is_dataset = isinstance(x, keras.utils.PyDataset) or (
+        type(x).__module__.startswith("tensorflow") and hasattr(x, "cardinality")
+    )
+    if is_dataset and (y is not None or sample_weight is not None):
+        raise ValueError(
+            f"y and sample_weight go inside the {type(x).__name__} (as (x, y) or (x, y, w) "
+            "elements), not beside it"
+        )
     if isinstance(x, keras.utils.PyDataset):
         return PyDatasetFeed(x)
-    if type(x).__module__.startswith("tensorflow") and hasattr(x, "cardinality"):
+    if is_dataset:
         return TFDatasetFeed(x)
     # Keras weighs classes differently for datasets than for arrays: keep arrays then.
     return ArrayFeed(
@@ -234,8 +246,7 @@ class TFDatasetFeed:
     num_examples: int = field(init=False)
 
     def __post_init__(self) -> None:
-        leaves = keras.tree.flatten(self.dataset.element_spec)
-        if any(leaf.shape.rank and leaf.shape[0] is None for leaf in leaves):
+        if tf_feed.is_batched(self.dataset):
             self.dataset = self.dataset.unbatch()  # batched: its batches are redone per epoch
         self.num_examples = int(self.dataset.cardinality())
         if self.num_examples == -1:  # infinite
@@ -294,6 +305,15 @@ class ValidationFeed:
     data: tuple[Any, ...]
     batch_size: int
     tensors: Any = field(default=None, init=False, repr=False)  # made at the first evaluation
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, tuple) or len(self.data) not in (2, 3):
+            raise ValueError(
+                "validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight), "
+                f"got {type(self.data).__name__} of {len(self.data)}"
+            )
+        # A batch beyond the data would size the evaluation's buffers for nothing.
+        self.batch_size = min(self.batch_size, len(keras.tree.flatten(self.data[0])[0]))
 
     def inputs(self) -> dict[str, Any]:
         if not tf_feed.applies_to(self.data):

@@ -78,3 +78,28 @@ def batches(
     options = tf.data.Options()
     options.autotune.enabled = False
     return batches.prefetch(2).with_options(options)
+
+
+def is_batched(dataset: Any) -> bool:
+    """Whether a `tf.data.Dataset` yields batches: a leading dimension of unknown size, or
+    a ``batch`` (``drop_remainder=True`` fixes that dimension) in the chain of datasets it
+    was made from, not undone by a later ``unbatch``.
+
+    Example:
+
+    >>> import tensorflow as tf
+    >>> data = tf.data.Dataset.range(10)
+    >>> is_batched(data), is_batched(data.batch(4, drop_remainder=True).prefetch(1))
+    (False, True)
+    """
+    leaves = keras.tree.flatten(dataset.element_spec)
+    if any(leaf.shape.rank and leaf.shape[0] is None for leaf in leaves):
+        return True
+    while dataset is not None:  # tf.data keeps each dataset's input privately
+        name = type(dataset).__name__
+        if "Unbatch" in name:
+            return False
+        if "Batch" in name:
+            return True
+        dataset = getattr(dataset, "_input_dataset", None)
+    return False

@@ -8,6 +8,7 @@ phases (every builder returns one); `FunctionSchedule` evaluates a function of t
 from __future__ import annotations
 
 import abc
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -309,10 +310,25 @@ class FunctionSchedule(BaseSchedule):
         """Evaluate the function at every epoch and merge equal neighbours into phases."""
         phases: list[Phase] = []
         for epoch in range(self.epochs):
-            batch_size, lr = self.fn(epoch)
-            phase = Phase(1, int(batch_size), float(lr))
+            batch_size, lr = _checked(self.fn(epoch), epoch)
+            phase = Phase(1, batch_size, lr)
             if phases and (phases[-1].batch_size, phases[-1].lr) == (phase.batch_size, phase.lr):
                 phases[-1] = Phase(phases[-1].epochs + 1, phase.batch_size, phase.lr)
             else:
                 phases.append(phase)
         return Schedule(tuple(phases), name=self.name)
+
+
+def _checked(value: Any, epoch: int) -> tuple[int, float]:
+    """A schedule function's ``(batch_size, lr)``, refused unless an integer and a number."""
+    is_pair = isinstance(value, tuple | list) and len(value) == 2
+    batch_size, lr = value if is_pair else (None, None)
+    integral = isinstance(batch_size, numbers.Integral) and not isinstance(batch_size, bool)
+    numeric = isinstance(lr, numbers.Real) and not isinstance(lr, bool)
+    if not (is_pair and integral and numeric):
+        raise ScheduleError(
+            "schedule",
+            f"the schedule function must return (batch_size: int, lr: float) for epoch "
+            f"{epoch}, got {value!r}",
+        )
+    return int(batch_size), float(lr)
