@@ -20,7 +20,7 @@ printed ratio is bsi_keras's images per second over PyTorch's, per round: median
     pip install -e ".[bench]"     # PyTorch, CPU build
     python bench/torch_throughput.py [--batch_sizes 100 2500] [--rounds 5]
 
-Writes ``bench/results/torch_throughput.json``.
+Writes ``bench/results/torch_throughput@<machine kind>.json`` (one file per kind of CPU).
 """
 
 from __future__ import annotations
@@ -153,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "torch_threads": args.torch_threads,
             "rows": rows,
         },
+        per_machine=True,
     )
     print(f"wrote {path}")
 
