@@ -80,7 +80,15 @@ def fmt(summary: Mapping[str, float], digits: int = 2, scale: float = 1.0) -> st
 # Read at import, before any benchmark work: `machine` reports it as the load before.
 LOAD_BEFORE = os.getloadavg() if hasattr(os, "getloadavg") else None
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
-THREAD_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS")
+# The settings that change which kernels run and on how many threads.
+ENVIRONMENT = (
+    "KERAS_BACKEND",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "ONEDNN_MAX_CPU_ISA",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "XLA_FLAGS",
+)
 
 
 def machine() -> dict[str, Any]:
@@ -101,7 +109,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "environment": {name: os.environ.get(name) for name in THREAD_VARIABLES},
+        "environment": {name: os.environ.get(name) for name in ENVIRONMENT},
         "threads": threads(),
         "load_average_before": _rounded(LOAD_BEFORE),
         "load_average_after": _rounded(os.getloadavg() if LOAD_BEFORE else None),

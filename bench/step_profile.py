@@ -1,17 +1,20 @@
 """Where the milliseconds of an MNIST-CNN train step go, against PyTorch eager's step.
 
-Each piece is one compiled function of the current Keras backend (TensorFlow or JAX), fed the
-same batch over and over (no input pipeline), timed interleaved with PyTorch's twin pieces
+Each piece is one compiled function of the current Keras backend (TensorFlow or JAX) that
+runs ``LOOP`` steps per call (as the driver's several steps per execution do), fed the same
+batch over and over (no input pipeline), timed interleaved with PyTorch's twin pieces
 (`common.interleave`, one thread count) in milliseconds per step:
 
 - ``forward``: the model's training forward pass and loss;
 - ``gradient``: forward and backward, no update;
-- ``step``: forward, backward and the SGD-momentum update, one call per step (what the
-  driver runs with one step per execution);
-- ``step_in_loop``: the same step, ``LOOP`` of them inside one compiled call (what several
-  steps per execution give: the difference to ``step`` is the per-call dispatch);
-- ``no_ghost_bn``: ``step`` of the model without its ghost batch norm layer;
-- ``step_xla`` (TensorFlow only): ``step`` compiled whole by XLA (``jit_compile=True``).
+- ``step``: forward, backward and the SGD-momentum update;
+- ``step_one_call``: ``step`` with one step per call (Keras's default): the difference to
+  ``step`` is the per-call dispatch;
+- ``no_ghost_bn``: ``step`` of the model without its ghost batch norm layer, still with the
+  gradient of the convolution's input (which the ghost BN's weights need): the difference to
+  ``step`` is the ghost BN's own cost (reshapes, moments, normalization, moving statistics);
+- ``step_xla`` (TensorFlow only): ``step_one_call`` compiled whole by XLA
+  (``jit_compile=True``).
 
 ``input_pipeline`` is one epoch of the driver's TensorFlow feed (`driver.tf_feed.batches`)
 without training, per step. The PyTorch pieces are ``torch_forward``, ``torch_gradient``,
@@ -63,24 +66,28 @@ def tensorflow_pieces(x: np.ndarray, y: np.ndarray) -> dict[str, Callable[[], An
 
     x, y = tf.constant(x), tf.constant(y)
 
-    def build(no_ghost_bn: bool = False, loop: int = 1, jit: bool = False, part: str = "step"):
+    def build(no_ghost_bn: bool = False, loop: int = LOOP, jit: bool = False, part: str = "step"):
         model, optimizer, loss_fn = models(no_ghost_bn)
         variables = model.trainable_variables
+        # Without the ghost BN, the input's gradient stands for the one the layer needs.
+        sources = [*variables, x] if no_ghost_bn else variables
 
         def one() -> Any:
             with tf.GradientTape() as tape:
+                tape.watch(x)
                 loss = loss_fn(y, model(x, training=True))
             if part == "forward":
                 return loss
-            grads = tape.gradient(loss, variables)
-            if part == "gradient":
-                return grads[0]
-            optimizer.apply(grads, variables)
-            return loss
+            grads = tape.gradient(loss, sources)
+            if part == "gradient":  # every gradient used, or TensorFlow prunes some
+                return tf.add_n([tf.reduce_sum(g) for g in grads])
+            optimizer.apply(grads[: len(variables)], variables)
+            return grads[-1]
 
         @tf.function(jit_compile=jit)
         def call() -> Any:
-            for _ in tf.range(loop):
+            out = one()
+            for _ in tf.range(loop - 1):
                 out = one()
             return out
 
@@ -90,9 +97,9 @@ def tensorflow_pieces(x: np.ndarray, y: np.ndarray) -> dict[str, Callable[[], An
         "forward": build(part="forward"),
         "gradient": build(part="gradient"),
         "step": build(),
-        "step_in_loop": build(loop=LOOP),
+        "step_one_call": build(loop=1),
         "no_ghost_bn": build(no_ghost_bn=True),
-        "step_xla": build(jit=True),
+        "step_xla": build(loop=1, jit=True),  # slow here: one step per call is enough
     }
 
 
@@ -102,7 +109,7 @@ def jax_pieces(x: np.ndarray, y: np.ndarray) -> dict[str, Callable[[], Any]]:
 
     x, y = jax.numpy.asarray(x), jax.numpy.asarray(y)
 
-    def build(no_ghost_bn: bool = False, loop: int = 1, part: str = "step"):
+    def build(no_ghost_bn: bool = False, loop: int = LOOP, part: str = "step"):
         model, optimizer, loss_fn = models(no_ghost_bn)
         state = [
             [v.value for v in model.trainable_variables],
@@ -110,15 +117,22 @@ def jax_pieces(x: np.ndarray, y: np.ndarray) -> dict[str, Callable[[], Any]]:
             [v.value for v in optimizer.variables],
         ]
 
-        def loss_of(trainable: Any, other: Any) -> Any:
-            out, other = model.stateless_call(trainable, other, x, training=True)
+        def loss_of(trainable: Any, images: Any, other: Any) -> Any:
+            out, other = model.stateless_call(trainable, other, images, training=True)
             return loss_fn(y, out), other
+
+        # Without the ghost BN, the input's gradient stands for the one the layer needs.
+        gradient = jax.value_and_grad(loss_of, argnums=(0, 1) if no_ghost_bn else 0, has_aux=True)
 
         def one(carry: Any) -> Any:
             trainable, other, slots = carry
-            if part == "forward":
-                return _lists(trainable, loss_of(trainable, other)[1], slots)
-            (_, other), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable, other)
+            if part == "forward":  # the loss joins the carry, or XLA prunes the network
+                loss, other = loss_of(trainable, x, other)
+                return _lists(trainable, [o + 0.0 * loss for o in other], slots)
+            (_, other), grads = gradient(trainable, x, other)
+            if no_ghost_bn:
+                grads, input_grad = grads
+                other = [o + 0.0 * input_grad.sum() for o in other]
             if part == "gradient":
                 return _lists(grads, other, slots)
             trainable, slots = optimizer.stateless_apply(slots, grads, trainable)
@@ -138,7 +152,7 @@ def jax_pieces(x: np.ndarray, y: np.ndarray) -> dict[str, Callable[[], Any]]:
         "forward": build(part="forward"),
         "gradient": build(part="gradient"),
         "step": build(),
-        "step_in_loop": build(loop=LOOP),
+        "step_one_call": build(loop=1),
         "no_ghost_bn": build(no_ghost_bn=True),
     }
 
@@ -209,8 +223,10 @@ def repeated(piece: Callable[[], int]) -> Callable[[], int]:
     return run
 
 
-def profile(batch_size: int, rounds: int, threads: int) -> dict[str, Any]:
-    """Milliseconds per step of every piece at ``batch_size``."""
+def profile(
+    batch_size: int, rounds: int, threads: int, only: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Milliseconds per step of every piece (of ``only`` these and ``torch_step``)."""
     data = bsi_keras.load_dataset("fashion_mnist", num_test=1)
     x, y = data.x_train[:batch_size], data.y_train[:batch_size]
     backend = keras.backend.backend()
@@ -220,6 +236,8 @@ def profile(batch_size: int, rounds: int, threads: int) -> dict[str, Any]:
     }
     if backend == "tensorflow":
         pieces["input_pipeline"] = pipeline_piece(data.x_train, data.y_train, batch_size)
+    if only:
+        pieces = {name: piece for name, piece in pieces.items() if name in {*only, "torch_step"}}
     steps: dict[str, list[int]] = {name: [] for name in pieces}
     for piece in pieces.values():  # trace and compile first
         piece()
@@ -245,10 +263,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[100, 2500])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--torch_threads", type=int, default=1)
+    parser.add_argument("--pieces", nargs="+", help="time only these (and torch_step)")
     args = parser.parse_args(argv)
     rows = []
     for batch_size in args.batch_sizes:
-        row = profile(batch_size, args.rounds, args.torch_threads)
+        row = profile(batch_size, args.rounds, args.torch_threads, args.pieces)
         rows.append(row)
         print(f"batch {batch_size} (ms per step, median (min to max)):")
         for name, summary in row["ms_per_step"].items():

@@ -253,7 +253,7 @@ def slow_step_layer():
             if backend == "tensorflow":
                 import tensorflow as tf
 
-                done = tf.py_function(nap, [], tf.float32)
+                done = tf.ensure_shape(tf.py_function(nap, [], tf.float32), [])
             elif backend == "jax":
                 import jax
 
