@@ -20,8 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import keras
-import numpy as np
+from bsi_keras.runtime.cpu import prefer_onednn
+
+prefer_onednn()  # what `import bsi_keras` does, before Keras imports TensorFlow
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 # Where results go: bench/results, or $BENCH_RESULTS (the tests write elsewhere).
 RESULTS = Path(os.environ.get("BENCH_RESULTS", Path(__file__).parent / "results"))
