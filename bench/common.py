@@ -108,7 +108,7 @@ def machine() -> dict[str, Any]:
     info: dict[str, Any] = {
         "cpu_model": cpu["model"],
         "cpu_flags": cpu["flags"],
-        "kind": machine_kind(cpu["model"], cpu["flags"]),
+        "kind": machine_kind(cpu["model"], cpu["flags"], os.environ.get("ONEDNN_MAX_CPU_ISA")),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -137,8 +137,11 @@ def cpu_info(path: str = "/proc/cpuinfo") -> dict[str, Any]:
     return {"model": model, "flags": {flag: flag in flags for flag in ISA_FLAGS}}
 
 
-def machine_kind(model: str, flags: Mapping[str, bool]) -> str:
+def machine_kind(model: str, flags: Mapping[str, bool], onednn_isa: str | None = None) -> str:
     """A short name of a CPU kind: its model and widest vector instructions.
+
+    ``onednn_isa``: ``ONEDNN_MAX_CPU_ISA``, which makes oneDNN act as on an older CPU (an
+    emulation, named as such).
 
     Example:
 
@@ -146,7 +149,8 @@ def machine_kind(model: str, flags: Mapping[str, bool]) -> str:
     'AMD EPYC 7763 64-Core Processor, AVX2'
     """
     widest = next((name for flag, name in _ISA_NAMES if flags.get(flag)), "no AVX2")
-    return f"{model}, {widest}"
+    capped = f" (oneDNN capped at {onednn_isa})" if onednn_isa else ""
+    return f"{model}, {widest}{capped}"
 
 
 _ISA_NAMES = (("amx_tile", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))

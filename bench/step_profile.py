@@ -22,7 +22,7 @@ without training, per step. The PyTorch pieces are ``torch_forward``, ``torch_gr
 
     KERAS_BACKEND=jax python bench/step_profile.py [--batch_sizes 100 2500] [--rounds 3]
 
-Writes ``bench/results/step_profile_<backend>.json``.
+Writes ``bench/results/step_profile_<backend>[_<tag>].json``.
 """
 
 from __future__ import annotations
@@ -264,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--torch_threads", type=int, default=1)
     parser.add_argument("--pieces", nargs="+", help="time only these (and torch_step)")
+    parser.add_argument("--tag", default="", help="added to the file name, e.g. onednn_off")
     args = parser.parse_args(argv)
     rows = []
     for batch_size in args.batch_sizes:
@@ -274,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"  {name:15} {common.fmt(summary, 3)}")
     backend = keras.backend.backend()
     path = common.write_result(
-        f"step_profile_{backend}",
+        "_".join(filter(None, ["step_profile", backend, args.tag])),
         {"backend": backend, "model": "mnist_cnn", "rounds": args.rounds, "rows": rows},
     )
     print(f"wrote {path}")
