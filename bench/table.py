@@ -126,7 +126,8 @@ BENCHMARKS: dict[str, Callable[[dict[str, Any]], Iterator[Row]]] = {
 
 
 def measured_on(result: dict[str, Any]) -> str:
-    """Device (the GPU, or the CPU model with its widest vector instructions), backend, date.
+    """Device (the GPU, or the CPU model with its widest vector instructions), load, backend,
+    date.
 
     Results from before the JSON named the CPU say "machine unknown".
     """
@@ -135,6 +136,9 @@ def measured_on(result: dict[str, Any]) -> str:
         host = f"{machine['kind']}, {machine['cpu_count']} cores"
         if "onednn" in machine:
             host += f", oneDNN {'on' if machine['onednn'] else 'off'}"
+        if machine.get("load_average_before"):  # 1-minute load: how busy the cores were
+            before, after = machine["load_average_before"][0], machine["load_average_after"][0]
+            host += f", load {before:.1f} then {after:.1f}"
     else:
         host = f"machine unknown, {machine['cpu_count']} cores"
     device = f"{result['device']} ({host})" if result.get("device") else host

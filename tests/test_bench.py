@@ -146,13 +146,14 @@ def test_measured_on_names_the_cpu_and_keeps_a_row_per_machine_kind(tmp_path):
     base = RESULTS["torch_throughput"]
     for kind, onednn in (("AMD EPYC 7763 64-Core Processor, AVX2", False), ("Xeon, AMX", True)):
         machine = {"kind": kind, "cpu_count": 2, "onednn": onednn, "time": "2026-01-01"}
+        machine |= {"load_average_before": [1.5, 1, 1], "load_average_after": [2.25, 1, 1]}
         record = {"benchmark": "torch_throughput", "backend": "tensorflow", **base}
         path = tmp_path / f"torch_throughput@{common.slug(kind)}.json"
         path.write_text(json.dumps({**record, "machine": machine}))
     lines = table.table(tmp_path).splitlines()[2:]
     assert len(lines) == 2
     assert "AMD EPYC 7763 64-Core Processor, AVX2, 2 cores, oneDNN off" in lines[0]
-    assert "Xeon, AMX, 2 cores, oneDNN on" in lines[1]
+    assert "Xeon, AMX, 2 cores, oneDNN on, load 1.5 then 2.2" in lines[1]
 
 
 def test_write_result_records_the_machine(tmp_path, monkeypatch):
