@@ -355,3 +355,19 @@ def test_payoff_runs_tiny(tmp_path):
         result["schedules"]["increase_bs"]["total_updates"]
         < result["schedules"]["decay_lr"]["total_updates"]
     )
+
+
+@pytest.mark.slow
+def test_torch_throughput_runs_tiny_and_checks_its_clock(tmp_path):
+    pytest.importorskip("torch")
+    output = run_bench(
+        "torch_throughput.py",
+        *("--num_train", "400", "--batch_sizes", "100", "--rounds", "1"),
+        *("--torch_threads", "1"),
+        tmp_path=tmp_path,
+    )
+    assert "timing check" in output
+    (path,) = tmp_path.glob("torch_throughput@*.json")
+    check = json.loads(path.read_text())["rows"][0]["timing_check"]
+    assert check["fit_wall_seconds"] >= check["clocked_seconds"] > 0
+    assert "mnist_cnn, batch 100" in table.table(tmp_path)
