@@ -13,11 +13,10 @@ Prints a table and writes ``bench/results/compilations_<backend>.json``.
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import common
 import keras
 
 from bsi_keras import data, fit, models, schedules
@@ -81,13 +80,9 @@ def main() -> None:
                     f"physical={physical!s:4} drop_remainder={drop!s:5}: {counts['train']} "
                     f"train traces, {counts['test']} evaluation traces"
                 )
-    out = Path(__file__).parent / "results" / f"compilations_{keras.backend.backend()}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {"backend": keras.backend.backend(), "train_examples": 3900, "rows": rows}, indent=2
-        )
-        + "\n"
+    backend = keras.backend.backend()
+    common.write_result(
+        f"compilations_{backend}", {"backend": backend, "train_examples": 3900, "rows": rows}
     )
 
 

@@ -12,14 +12,13 @@ over its base optimizer; writes ``bench/results/sam_time_<backend>.json``.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
 from contextlib import ExitStack
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import common
 import keras
 
 from bsi_keras import data, models
@@ -80,10 +79,7 @@ def main() -> None:
                 f"{name:>14} {batch_size:>6} {fastest:>10.3f} "
                 f"{statistics.median(seconds[name]):>9.3f} {factor:>7.2f}"
             )
-    out = Path(__file__).parent / "results" / f"sam_time_{keras.backend.backend()}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"written: {out}")
+    print(f"written: {common.write_result(f'sam_time_{keras.backend.backend()}', results)}")
 
 
 if __name__ == "__main__":

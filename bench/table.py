@@ -1,8 +1,10 @@
 """The README's performance table, built from the benchmarks' JSON files.
 
 Reads ``bench/results/*.json`` (or ``--results``) and prints a Markdown table: one row per
-measured figure, its goal, and where it was measured. A benchmark without a result file is
-left out; paste the output into the README rather than typing numbers.
+measured figure, its goal, and where it was measured (the CPU model: a benchmark that writes
+one file per machine kind, ``<name>@<kind>.json``, has one row per kind). A benchmark
+without a result file is left out; paste the output into the README rather than typing
+numbers.
 
     python bench/table.py [--results bench/results]
 """
@@ -124,9 +126,22 @@ BENCHMARKS: dict[str, Callable[[dict[str, Any]], Iterator[Row]]] = {
 
 
 def measured_on(result: dict[str, Any]) -> str:
-    """Device, backend and date of a result."""
+    """Device (the GPU, or the CPU model with its widest vector instructions), load, backend,
+    date.
+
+    Results from before the JSON named the CPU say "machine unknown".
+    """
     machine = result["machine"]
-    device = result.get("device") or f"{machine['cpu_count']}-core CPU"
+    if "kind" in machine:
+        host = f"{machine['kind']}, {machine['cpu_count']} cores"
+        if "onednn" in machine:
+            host += f", oneDNN {'on' if machine['onednn'] else 'off'}"
+        if machine.get("load_average_before"):  # 1-minute load: how busy the cores were
+            before, after = machine["load_average_before"][0], machine["load_average_after"][0]
+            host += f", load {before:.1f} then {after:.1f}"
+    else:
+        host = f"machine unknown, {machine['cpu_count']} cores"
+    device = f"{result['device']} ({host})" if result.get("device") else host
     return f"{device}, {result['backend']}, {machine['time'][:10]}"
 
 

@@ -20,13 +20,14 @@ printed ratio is bsi_keras's images per second over PyTorch's, per round: median
     pip install -e ".[bench]"     # PyTorch, CPU build
     python bench/torch_throughput.py [--batch_sizes 100 2500] [--rounds 5]
 
-Writes ``bench/results/torch_throughput.json``.
+Writes ``bench/results/torch_throughput@<machine kind>.json`` (one file per kind of CPU).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -88,8 +89,10 @@ def measure(
             },
         }
     )
-    bsi_keras.fit(
-        keras_model(),
+    model = keras_model()
+    start = time.perf_counter()
+    history = bsi_keras.fit(
+        model,
         x,
         y,
         schedule=schedules.constant(rounds + 1, batch_size, LR),
@@ -97,6 +100,8 @@ def measure(
         verbose=0,
         seed=0,
     )
+    keras.ops.convert_to_numpy(model.trainable_variables[0])  # the last update has landed
+    wall = time.perf_counter() - start
     times = {
         "bsi_keras": clock.times["epoch"][1:],
         **{name: clock.times[name][1:] for name in ["keras_fit", *torch_names]},
@@ -109,9 +114,38 @@ def measure(
         "images_per_second": {
             name: common.spread([len(x) / s for s in t]) for name, t in times.items()
         },
+        "timing_check": timing_check(clock, history, wall),
         "bsi_keras_over_torch": common.paired_ratios(times["torch"], times["bsi_keras"]),
         "keras_fit_over_torch": common.paired_ratios(times["torch"], times["keras_fit"]),
         "bsi_keras_over_keras_fit": common.paired_ratios(times["keras_fit"], times["bsi_keras"]),
+    }
+
+
+def timing_check(
+    clock: common.EpochClock, history: keras.callbacks.History, wall: float
+) -> dict[str, float]:
+    """The callbacks' timing against a wall clock around the whole ``fit`` call.
+
+    ``fit_wall_seconds`` runs from before ``fit`` to after its last update has been read
+    back; ``clocked_seconds`` adds up every epoch and contender the clock timed. Their
+    difference (``unclocked_seconds``) is the driver's setup and anything still running
+    after the last epoch's end: were work left running at an epoch's end, it would show
+    here. ``driver_over_clock`` is the driver's own ``epoch_seconds + compile_seconds``
+    over the clock's epoch, per epoch (below 1: the driver's epoch excludes its per-epoch
+    bookkeeping).
+    """
+    clocked = sum(sum(times) for times in clock.times.values())
+    driver = [
+        e + c
+        for e, c in zip(
+            history.history["epoch_seconds"], history.history["compile_seconds"], strict=True
+        )
+    ]
+    return {
+        "fit_wall_seconds": wall,
+        "clocked_seconds": clocked,
+        "unclocked_seconds": wall - clocked,
+        "driver_over_clock": common.paired_ratios(driver, clock.times["epoch"]),
     }
 
 
@@ -140,7 +174,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{common.fmt(ips['torch'], 0)}"
             f"\n  bsi_keras / torch = {common.fmt(row['bsi_keras_over_torch'])}x, "
             f"keras_fit / torch = {common.fmt(row['keras_fit_over_torch'])}x, "
-            f"bsi_keras / keras_fit = {common.fmt(row['bsi_keras_over_keras_fit'])}x",
+            f"bsi_keras / keras_fit = {common.fmt(row['bsi_keras_over_keras_fit'])}x"
+            f"\n  timing check: fit {row['timing_check']['fit_wall_seconds']:.1f} s wall, "
+            f"{row['timing_check']['unclocked_seconds']:.2f} s outside the clocked epochs; "
+            f"driver epoch / clock = {common.fmt(row['timing_check']['driver_over_clock'])}",
             flush=True,
         )
     path = common.write_result(
@@ -153,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "torch_threads": args.torch_threads,
             "rows": rows,
         },
+        per_machine=True,
     )
     print(f"wrote {path}")
 

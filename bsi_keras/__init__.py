@@ -10,6 +10,11 @@ The public API a notebook needs:
 - `plots`: figures from run folders.
 """
 
+# ruff: noqa: E402 (the imports below follow prefer_onednn)
+from bsi_keras.runtime.cpu import prefer_onednn
+
+prefer_onednn()  # before Keras imports TensorFlow, which reads it once
+
 from bsi_keras import schedules
 from bsi_keras.data import load_dataset
 from bsi_keras.driver import fit

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -24,13 +25,42 @@ def load(name: str) -> ModuleType:
 
 
 table = load("table")
+common = load("common")
+
+# What every benchmark JSON says about its machine (`common.machine`).
+MACHINE_FIELDS = (
+    "cpu_model",
+    "cpu_flags",
+    "kind",
+    "cpu_count",
+    "environment",
+    "threads",
+    "load_average_before",
+    "load_average_after",
+    "time",
+)
+
+
+def assert_machine_recorded(result: dict) -> None:
+    """``result`` names its CPU, instruction sets, cores, oneDNN, threads and load."""
+    machine = result["machine"]
+    assert set(MACHINE_FIELDS) <= set(machine), sorted(set(MACHINE_FIELDS) - set(machine))
+    assert {"avx2", "avx512f", "amx_tile"} <= set(machine["cpu_flags"])
+    assert "TF_ENABLE_ONEDNN_OPTS" in machine["environment"]
+    assert len(machine["load_average_before"]) == len(machine["load_average_after"]) == 3
+    if machine.get("tensorflow_version"):
+        assert isinstance(machine["onednn"], bool)
+        assert {"tf_intra_op", "tf_inter_op"} <= set(machine["threads"])
 
 
 def spread(median: float) -> dict:
     return {"median": median, "min": 0.9 * median, "max": 1.1 * median, "rounds": [median]}
 
 
-MACHINE = {"machine": {"cpu_count": 2, "time": "2026-01-01 00:00:00"}, "backend": "tensorflow"}
+MACHINE = {
+    "machine": {"cpu_count": 2, "time": "2026-01-01 00:00:00", "label": "machine unknown"},
+    "backend": "tensorflow",
+}
 RESULTS = {
     "driver_overhead": {
         "schedule": {
@@ -112,6 +142,56 @@ def test_table_has_a_row_per_figure_in_benchmark_order(tmp_path):
     assert "training alone 0.40x (0.60x), compile 30 s vs 10 s" in lines[6]
 
 
+def test_measured_on_names_the_cpu_and_keeps_a_row_per_machine_kind(tmp_path):
+    base = RESULTS["torch_throughput"]
+    for kind, onednn in (("AMD EPYC 7763 64-Core Processor, AVX2", False), ("Xeon, AMX", True)):
+        machine = {"kind": kind, "cpu_count": 2, "onednn": onednn, "time": "2026-01-01"}
+        machine |= {"load_average_before": [1.5, 1, 1], "load_average_after": [2.25, 1, 1]}
+        record = {"benchmark": "torch_throughput", "backend": "tensorflow", **base}
+        path = tmp_path / f"torch_throughput@{common.slug(kind)}.json"
+        path.write_text(json.dumps({**record, "machine": machine}))
+    lines = table.table(tmp_path).splitlines()[2:]
+    assert len(lines) == 2
+    assert "AMD EPYC 7763 64-Core Processor, AVX2, 2 cores, oneDNN off" in lines[0]
+    assert "Xeon, AMX, 2 cores, oneDNN on, load 1.5 then 2.2" in lines[1]
+
+
+def test_write_result_records_the_machine(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    path = common.write_result("example", {"backend": "tensorflow"}, per_machine=True)
+    assert path.name == f"example@{common.slug(common.machine()['kind'])}.json"
+    result = json.loads(path.read_text())
+    assert result["benchmark"] == "example"
+    assert_machine_recorded(result)
+
+
+def test_cpu_info_reads_model_and_instruction_sets(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: AMD EPYC 7763 64-Core Processor\n"
+        "flags\t\t: fpu sse2 avx avx2 fma\n"
+    )
+    cpu = common.cpu_info(str(cpuinfo))
+    assert cpu["model"] == "AMD EPYC 7763 64-Core Processor"
+    assert cpu["flags"]["avx2"] and not cpu["flags"]["avx512f"] and not cpu["flags"]["amx_tile"]
+    assert common.machine_kind(cpu["model"], cpu["flags"]).endswith(", AVX2")
+
+
+def test_committed_results_name_their_machine_or_say_it_is_unknown():
+    for path in sorted((BENCH / "results").glob("*.json")):
+        result = json.loads(path.read_text())
+        if result["machine"].get("label") == "machine unknown":
+            if benchmark_kind(result) in table.BENCHMARKS:
+                assert "machine unknown" in table.measured_on(result), path.name
+        else:
+            assert_machine_recorded(result)
+
+
+def benchmark_kind(result: dict) -> str:
+    """The table's benchmark of a result (variants such as ``_bfloat16`` removed)."""
+    return table.VARIANT_SUFFIX.sub("", result.get("benchmark", ""))
+
+
 def test_readme_performance_table_is_generated_from_the_results():
     readme = (BENCH.parent / "README.md").read_text()
     assert table.table(BENCH / "results") in readme, "paste the output of bench/table.py"
@@ -151,6 +231,68 @@ def test_torch_wide_resnet_has_the_keras_parameter_count():
     assert sum(p.numel() for p in torch_models.wide_resnet().parameters()) == trainable
 
 
+SLEEP = 0.004  # seconds per train step of `SlowStep`
+
+
+def slow_step_layer():
+    """A layer that sleeps `SLEEP` seconds in every training call, inside the compiled step.
+
+    The sleep is a host callback whose result the output depends on, so the step cannot
+    finish (nor be pruned) before it: an epoch of ``n`` steps takes at least ``n * SLEEP``.
+    """
+    import keras
+
+    def nap() -> np.ndarray:
+        time.sleep(SLEEP)
+        return np.zeros((), "float32")
+
+    class SlowStep(keras.layers.Layer):
+        def call(self, x, training=False):
+            if not training:
+                return x
+            backend = keras.backend.backend()
+            if backend == "tensorflow":
+                import tensorflow as tf
+
+                done = tf.ensure_shape(tf.py_function(nap, [], tf.float32), [])
+            elif backend == "jax":
+                import jax
+
+                done = jax.pure_callback(nap, jax.ShapeDtypeStruct((), "float32"))
+            else:
+                done = nap()
+            return x + keras.ops.cast(done, x.dtype)
+
+    return SlowStep()
+
+
+def test_epoch_seconds_hold_the_whole_computation_of_a_slow_step():
+    """The driver's ``epoch_seconds`` and the benchmarks' `common.EpochClock` both end after
+    the epoch's last step has finished, in epochs of several steps per execution too."""
+    import keras
+
+    import bsi_keras
+    from bsi_keras import schedules
+
+    steps = 256  # 8 executions of 32 steps on TensorFlow (`driver.execution`)
+    model = keras.Sequential([keras.Input((3,)), slow_step_layer(), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", jit_compile=False)
+    x, y = np.ones((steps, 3), "float32"), np.ones((steps, 1), "float32")
+    clock = common.EpochClock()
+    start = time.perf_counter()
+    history = bsi_keras.fit(
+        model, x, y, schedule=schedules.constant(2, 1, 0.01), callbacks=[clock], verbose=0
+    )
+    wall = time.perf_counter() - start
+    least = steps * SLEEP
+    assert history.history["epoch_updates"] == [steps, steps]
+    first, second = history.history["epoch_seconds"]
+    assert first + history.history["compile_seconds"][0] >= least
+    assert second >= least  # nothing traced: no compile estimate taken off
+    assert min(clock.times["epoch"]) >= least
+    assert wall >= sum(clock.times["epoch"]) >= 2 * least
+
+
 def run_bench(script: str, *args: str, tmp_path: Path, **env: str) -> str:
     environment = {**os.environ, "BENCH_RESULTS": str(tmp_path), **env}
     done = subprocess.run(
@@ -161,6 +303,8 @@ def run_bench(script: str, *args: str, tmp_path: Path, **env: str) -> str:
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    for path in tmp_path.glob("*.json"):  # every result of a test run names its machine
+        assert_machine_recorded(json.loads(path.read_text()))
     return done.stdout
 
 
@@ -211,3 +355,19 @@ def test_payoff_runs_tiny(tmp_path):
         result["schedules"]["increase_bs"]["total_updates"]
         < result["schedules"]["decay_lr"]["total_updates"]
     )
+
+
+@pytest.mark.slow
+def test_torch_throughput_runs_tiny_and_checks_its_clock(tmp_path):
+    pytest.importorskip("torch")
+    output = run_bench(
+        "torch_throughput.py",
+        *("--num_train", "400", "--batch_sizes", "100", "--rounds", "1"),
+        *("--torch_threads", "1"),
+        tmp_path=tmp_path,
+    )
+    assert "timing check" in output
+    (path,) = tmp_path.glob("torch_throughput@*.json")
+    check = json.loads(path.read_text())["rows"][0]["timing_check"]
+    assert check["fit_wall_seconds"] >= check["clocked_seconds"] > 0
+    assert "mnist_cnn, batch 100" in table.table(tmp_path)
