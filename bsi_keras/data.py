@@ -11,9 +11,14 @@
 - ``mnist_sample``: 5,000 real MNIST digits shipped inside the package (works offline);
 - ``cifar10``, ``cifar100``: through `keras.datasets` (downloaded once), or local files in
   ``data_dir`` (the official Python-pickle folder or an ``.npz``), normalized per channel,
-  with the standard augmentation (`augment_epoch`) as ``Dataset.train_augmentation``;
+  with the standard augmentation (`bsi_keras.augmentation.augment_epoch`, also importable
+  from here) as ``Dataset.train_augmentation``;
 - ``synthetic``: random class-dependent data of any shape, for tests and benchmarks;
   ``synthetic_cifar`` is the CIFAR-shaped kind (32x32x3) with the CIFAR augmentation.
+
+This module is longer than 400 lines because it is the table of the named datasets: each
+loader is a few lines, and they share the file formats, the errors and the paths a test or
+a user may point elsewhere (``DEBIAN_FASHION_MNIST``); the augmentation is its own module.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ import gzip
 import os
 import pickle
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bsi_keras.augmentation import augment_epoch
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 SAMPLE_FILE = Path(__file__).parent / "data_files" / "mnist_sample.npz"
@@ -43,9 +50,6 @@ IDX_NAMES = {
 # constants); we keep them so that its inputs and ours are the same numbers.
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-# Added to the (seed, epoch) of the augmentation's random stream, so that its draws are
-# independent of the driver's shuffle, which is seeded by (seed, epoch) alone.
-_AUGMENT_STREAM = 0x617567
 
 
 @dataclass(frozen=True)
@@ -327,79 +331,6 @@ def synthetic(
     )
 
 
-def augment_epoch(
-    x: np.ndarray,
-    seed: int,
-    epoch: int,
-    padding: int = 4,
-    flip: bool = True,
-    fill: float | Sequence[float] = 0.0,
-) -> np.ndarray:
-    """One epoch's random crops of the padded images and horizontal flips.
-
-    The standard CIFAR augmentation (torchvision's ``RandomCrop(32, padding=4)`` then
-    ``RandomHorizontalFlip()``): each image is padded by ``padding`` pixels of ``fill`` on
-    every side, a window of the original size is cut at a uniformly drawn offset, and the
-    result is mirrored left-right with probability 1/2. The draws depend only on ``seed``,
-    ``epoch`` and the number of images, so a resumed run augments exactly as the
-    uninterrupted one. Vectorized: the images are grouped by their (offset, flip) draw and
-    each group is one slice copy.
-
-    Args:
-        x: images, ``(n, height, width, channels)``.
-        seed: the run's seed.
-        epoch: the 0-based epoch.
-        padding: pixels of padding on each side (the largest shift), below the image size.
-        flip: whether to mirror half of the images.
-        fill: value of the padding, one number or one per channel (use the normalized
-            value of black to match padding raw pixels with zeros).
-
-    Returns:
-        A new array of the same shape and dtype.
-
-    Example:
-
-    >>> x = np.arange(2 * 4 * 4 * 1, dtype="float32").reshape(2, 4, 4, 1)
-    >>> a, b = augment_epoch(x, seed=0, epoch=3, padding=1), augment_epoch(x, 0, 3, padding=1)
-    >>> a.shape == x.shape and a.dtype == x.dtype and bool((a == b).all())
-    True
-    """
-    if x.ndim != 4:
-        raise ValueError(f"augment_epoch needs (n, height, width, channels) images, got {x.shape}")
-    if not 0 <= padding < min(x.shape[1:3]):
-        raise ValueError(f"padding must be in [0, {min(x.shape[1:3])}), got {padding}")
-    n = len(x)
-    if n == 0:
-        return x.copy()
-    rng = np.random.default_rng([seed, epoch, _AUGMENT_STREAM])
-    shifts = rng.integers(-padding, padding + 1, size=(n, 2))
-    mirrored = rng.integers(0, 2, size=n) if flip else np.zeros(n, dtype=int)
-    span = 2 * padding + 1
-    group_of = ((shifts[:, 0] + padding) * span + shifts[:, 1] + padding) * 2 + mirrored
-    order = np.argsort(group_of, kind="stable")
-    starts = np.flatnonzero(np.diff(group_of[order])) + 1
-    out = np.empty_like(x)
-    out[...] = np.asarray(fill, dtype=x.dtype)
-    for members in np.split(order, starts):
-        first = members[0]
-        _paste_shifted(out, x, members, *shifts[first], bool(mirrored[first]))
-    return out
-
-
-def _paste_shifted(
-    out: np.ndarray, x: np.ndarray, members: np.ndarray, dy: int, dx: int, mirror: bool
-) -> None:
-    """``out[i, r, c] = x[i, r + dy, c + dx]`` where that exists, mirrored if asked."""
-    height, width = x.shape[1:3]
-    window = x[members, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)]
-    top, left = max(-dy, 0), max(-dx, 0)
-    rows, cols = window.shape[1:3]
-    if mirror:
-        window = window[:, :, ::-1]
-        left = width - left - cols
-    out[members, top : top + rows, left : left + cols] = window
-
-
 def _scale_images(images: np.ndarray) -> np.ndarray:
     """uint8 images -> float32 in [-0.5, 0.5] with a channel axis (the Keras reproduction)."""
     x = images.astype("float32") / 255.0 - 0.5
@@ -527,7 +458,7 @@ def _load_cifar(name: str, data_dir: Path | None, augment: bool = True) -> Datas
             f"mean {IMAGENET_MEAN.tolist()} and std {IMAGENET_STD.tolist()} "
             "(as the reference study)",
             "augmentation": "per epoch: 4-pixel black padding, random 32x32 crop, horizontal "
-            "flip with probability 1/2 (data.augment_epoch)"
+            "flip with probability 1/2 (augmentation.augment_epoch)"
             if augment
             else "none",
         },
