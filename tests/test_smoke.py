@@ -13,6 +13,9 @@ from bsi_keras.cli import SCHEDULES
 # mixed_bsi steps at 3 milestones: 4 epochs is its shortest run (2 epochs is refused, naming
 # --epochs, in tests/test_reliability.py).
 EPOCHS = {"mixed_bsi": 4}
+# cbs_warmup has no default trajectory: it needs the file the critical-batch probe writes
+# (without it the run is refused naming --cbs, tests/test_seesaw_cli.py).
+TRAJECTORY = "epoch,critical_batch\n0,100\n1,200\n"
 
 
 def typed(*argv: str, cwd) -> subprocess.CompletedProcess:
@@ -29,7 +32,11 @@ def typed(*argv: str, cwd) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("schedule", [*SCHEDULES, "all"])
 def test_every_schedule_runs_on_its_defaults(schedule, tmp_path):
     epochs = str(EPOCHS.get(schedule, 2))
-    done = typed("--schedule", schedule, "--epochs", epochs, cwd=tmp_path)
+    extra = []
+    if schedule == "cbs_warmup":
+        (tmp_path / "cbs.csv").write_text(TRAJECTORY)
+        extra = ["--cbs", "cbs.csv"]
+    done = typed("--schedule", schedule, "--epochs", epochs, *extra, cwd=tmp_path)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "Traceback" not in output
