@@ -8,6 +8,9 @@ Example:
 >>> from bsi_keras.plots import load_run  # doctest: +SKIP
 >>> run = load_run("runs/compare/increase_bs")  # doctest: +SKIP
 >>> run.column("val_accuracy")  # doctest: +SKIP
+
+This module is longer than 400 lines because every figure of the package draws from its one
+style table (a colour and marker per schedule) and its readers of run folders and seeds.
 """
 
 from __future__ import annotations

@@ -14,6 +14,10 @@ Layout:
 
 `RunFolder` is the one place that spells these names: readers (plots, reports, analysis,
 studies, benchmarks) ask it for paths instead of joining strings.
+
+This module is longer than 400 lines because it is that one place: every file of a run
+folder, its format and its atomic writing (the log, reconciled with the checkpoint on
+resume, the summary, the snapshots) share the folder's helpers and errors.
 """
 
 from __future__ import annotations

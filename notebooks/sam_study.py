@@ -29,7 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from bsi_keras.cli import RunSpec, sweep
+from bsi_keras.cli import RunSpec, recipes, sweep
 from bsi_keras.optimizers import split_name
 from bsi_keras.run_folder import RunFolder
 
@@ -169,7 +169,7 @@ def collect(folder: str | os.PathLike) -> list[dict[str, Any]]:
 def _mark_linear_rule(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mark the runs whose LR is the recipe's linear rule for their batch size."""
     for row in rows:
-        _, batches, base_lrs = sweep.SAM_STUDY_DATASETS[row["run"].split("_")[0]]
+        _, batches, base_lrs = recipes.SAM_STUDY_DATASETS[row["run"].split("_")[0]]
         base = base_lrs[row["family"]]
         row["linear_rule"] = bool(np.isclose(row["lr"], base * row["batch_size"] / batches[0]))
     return rows

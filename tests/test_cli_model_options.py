@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from bsi_keras import run
+from bsi_keras.cli.build import build_model as _build_model
 from bsi_keras.cli.checks import SpecError
-from bsi_keras.cli.run import _build_model
 from bsi_keras.cli.spec import RunSpec
 from bsi_keras.layers import GhostBatchNormalization
 from bsi_keras.models import get_model

@@ -1,10 +1,11 @@
 """The command line: flags -> `RunSpec` -> runs, sweeps and reports.
 
 - `flags`: the argparse parser, the defaults per dataset family, the reference's spellings;
-- `spec`, `schedule_spec`: `RunSpec`, the typed run its flags ask for (`SpecError` names
-  the flag of a bad value), saved in ``config.json``;
-- `run`: ``python -m bsi_keras.run`` (executing a spec, the dry run), `resume`;
-- `sweep`: ``python -m bsi_keras.sweep`` (recipes as lists of specs);
+- `spec`, `parts`, `schedule_spec`: `RunSpec`, the typed run its flags ask for (`SpecError`
+  names the flag of a bad value), saved in ``config.json``;
+- `run`: ``python -m bsi_keras.run`` (executing a spec), `build` (its model and physical
+  batch), `dry_run` (the phase tables), `resume`;
+- `sweep`: ``python -m bsi_keras.sweep``, its `recipes` (lists of specs);
 - `report`: ``python -m bsi_keras.report`` (result tables from run folders);
 - `critical_batch`: ``python -m bsi_keras.critical_batch`` (the critical-batch probe).
 """
@@ -19,8 +20,9 @@ from bsi_keras.cli.flags import (
     flag_table,
     parse,
 )
+from bsi_keras.cli.parts import ModelSpec, OptimizerSpec, RunOptions, StepSpec
 from bsi_keras.cli.schedule_spec import ScheduleSpec
-from bsi_keras.cli.spec import ModelSpec, OptimizerSpec, RunOptions, RunSpec, StepSpec
+from bsi_keras.cli.spec import RunSpec
 
 __all__ = [
     "COMPARED",

@@ -28,26 +28,16 @@ from pathlib import Path
 
 import keras
 
-from bsi_keras.cli import flags
+from bsi_keras.cli import build, flags
 from bsi_keras.cli.checks import SpecError
+from bsi_keras.cli.dry_run import print_dry_run
 from bsi_keras.cli.resume import comparison_runs, resumed_spec
 from bsi_keras.cli.spec import RunSpec
 from bsi_keras.data import Dataset
 from bsi_keras.run_folder import ENDED
-from bsi_keras.runtime import physical_batch
-from bsi_keras.schedules import AdaptiveSchedule, BaseSchedule, EpochPlan, FunctionSchedule
+from bsi_keras.schedules import BaseSchedule, EpochPlan
 
 DEFAULT_EVAL_BATCH = 1000  # --eval_batch_size left out (clamped to the test set's size)
-DRY_RUN_COLUMNS = (
-    "phase",
-    "epochs",
-    "first_epoch",
-    "batch_size",
-    "lr",
-    "updates_per_epoch",
-    "cumulative_updates",
-    "noise_scale",
-)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -255,43 +245,6 @@ def _execute_or_resume(spec: RunSpec) -> int:
     return execute(resumed, stored_schedule=stored_schedule)
 
 
-def print_dry_run(schedule: BaseSchedule, plan: EpochPlan, momentum: float) -> None:
-    """Print a schedule's phase table and its total updates on ``plan``'s epochs."""
-    if isinstance(schedule, AdaptiveSchedule):
-        print(
-            f"adaptive: starts at batch {schedule.batch_size}, LR {schedule.lr:g}; after each "
-            f"epoch the batch becomes {schedule.coefficient:g} x the measured B_simple (in "
-            f"multiples of {schedule.multiple_of}), never shrinking, at most x{schedule.factor:g} "
-            f"per epoch, capped at {schedule.max_batch_size}. The batch sizes depend on "
-            "measurements; the fastest growth the rule allows:"
-        )
-    schedule = schedule.tabulated()
-    dropped = ", last partial batch dropped" if plan.drop_remainder else ""
-    print(
-        f"{schedule.name} on N = {plan.num_examples} training examples{dropped}, "
-        f"momentum {momentum}:"
-    )
-    print("  " + " ".join(f"{h:>18}" for h in DRY_RUN_COLUMNS))
-    for row in schedule.table(plan, momentum):
-        print("  " + " ".join(f"{row[h]:>18.6g}" for h in DRY_RUN_COLUMNS))
-    if schedule.curve is not None:
-        print(f"  per-update LR curve: {schedule.curve}")
-    print(f"  total updates: {schedule.total_updates(plan)}")
-    base = _ramp_base(schedule)
-    if base is not None:
-        print(f"the base LR schedule of the {schedule.params['rule']} ramp, at its epochs' start:")
-        print_dry_run(base, plan, momentum)
-
-
-def _ramp_base(schedule: BaseSchedule) -> BaseSchedule | None:
-    """The LR schedule a batch ramp was made from (`schedules.from_lr_schedule`), or None."""
-    params = getattr(schedule, "params", None) or {}
-    if "base_lrs" not in params:
-        return None
-    lrs, batch = params["base_lrs"], params["batch_size"]
-    return FunctionSchedule(lambda e: (batch, lrs[e]), len(lrs), params["base"]).to_schedule()
-
-
 def _runs(spec: RunSpec) -> list[RunSpec]:
     """One spec per run folder: ``--schedule all`` is three, each with its own schedule."""
     names = spec.schedule.names()
@@ -329,7 +282,7 @@ def _train_all(
         built = _schedules(runs, len(dataset.x_train))
     if stored_schedule is not None:
         _check_stored(built[0], stored_schedule, runs[0].run.filename)
-    _check_model(runs[0], dataset)
+    build.check_model(runs[0], dataset)
     record = {"command": " ".join(sys.argv)}
     from bsi_keras.runtime import compilation_cache
 
@@ -371,96 +324,6 @@ def _check_stored(schedule: BaseSchedule, stored: Mapping[str, object], folder: 
         )
 
 
-def _build_model(spec: RunSpec, dataset: Dataset) -> keras.Model:
-    """The spec's model for the dataset's inputs, with the ``--weights`` it asks for.
-
-    Raises:
-        SpecError: naming ``--weights``, for ImageNet weights Keras cannot download or a
-            weights file that does not fit the model.
-    """
-    from bsi_keras.models import get_model
-
-    options, weights = spec.model, spec.model.weights
-    try:
-        model = get_model(
-            options.name,
-            input_shape=dataset.input_shape,
-            num_classes=dataset.num_classes,
-            virtual_batch_size=options.mini_batch_size or None,
-            weight_decay=options.weight_decay,
-            bn_statistics=options.bn_statistics,
-            **({"weights": weights} if weights == "imagenet" else {}),
-        )
-    except (ValueError, TypeError):
-        raise
-    except Exception as error:  # keras.utils.get_file raises a bare Exception offline
-        if weights != "imagenet":
-            raise
-        raise SpecError(
-            "--weights",
-            f"Keras could not download the ImageNet weights of {options.name} ({error}); "
-            "without network, pass a local .weights.h5 or .keras file instead",
-        ) from None
-    if weights not in (None, "imagenet"):
-        try:
-            model.load_weights(weights)
-        except Exception as error:  # h5py's and Keras's errors of a file that does not fit
-            raise SpecError(
-                "--weights",
-                f"{weights} does not fit {options.name} built for {dataset.name}: {error}",
-            ) from None
-    return model
-
-
-def _check_model(spec: RunSpec, dataset: Dataset) -> None:
-    """Refuse a model that cannot take the dataset's inputs before any run starts."""
-    try:
-        _build_model(spec, dataset)
-    except SpecError:
-        raise
-    except (ValueError, TypeError, MemoryError, *_resource_errors()) as error:
-        raise SpecError(
-            "--model",
-            f"{spec.model.name} cannot be built for {dataset.name}'s inputs "
-            f"{dataset.input_shape}: {error}",
-        ) from None
-
-
-def _physical_batch(
-    spec: RunSpec,
-    model: keras.Model,
-    optimizer: keras.optimizers.Optimizer,
-    dataset: Dataset,
-    schedule: BaseSchedule,
-    record: Mapping[str, object],
-) -> tuple[int | None, Mapping[str, object]]:
-    """The probed physical batch where ``--max_physical_batch auto`` asks for one, and the
-    record for ``config.json`` with the probe's measurements."""
-    if spec.step.max_physical_batch != physical_batch.AUTO:
-        return None, record
-    largest = min(physical_batch.LARGEST, max(s.batch_size for s in schedule.planned()))
-    smallest = min(spec.model.mini_batch_size or 32, largest)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
-    chosen, throughput = physical_batch.probe(
-        model,
-        dataset.input_shape,
-        dataset.num_classes,
-        physical_batch.candidates(smallest, largest),
-    )
-    print(f"physical batch: {chosen} (examples/s by size: {throughput})")
-    probed = {"chosen": chosen, "examples_per_second": [[b, s] for b, s in throughput.items()]}
-    return chosen, {**record, "max_physical_batch": probed}
-
-
-def _resource_errors() -> tuple[type[Exception], ...]:
-    """What the backend raises for a model too large for the device's memory."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return (tf.errors.ResourceExhaustedError, tf.errors.InvalidArgumentError)
-    return (RuntimeError,)  # JAX's XlaRuntimeError, torch's OutOfMemoryError
-
-
 def _train_one(
     spec: RunSpec,
     dataset: Dataset,
@@ -473,9 +336,11 @@ def _train_one(
     options = spec.run
     keras.utils.set_random_seed(options.seed)
     with _distribution_scope(options.distribute):
-        model = _build_model(spec, dataset)
+        model = build.build_model(spec, dataset)
         optimizer = spec.optimizer.build(schedule.at(0).lr)
-    physical, record = _physical_batch(spec, model, optimizer, dataset, schedule, record)
+    physical, record = build.probed_physical_batch(
+        spec, model, optimizer, dataset, schedule, record
+    )
     print(f"{schedule.name}: {schedule.describe()} -> {options.filename}")
     verbose = options.verbose if options.verbose is not None else (1 if sys.stdout.isatty() else 2)
     _, summary = train(
