@@ -22,16 +22,7 @@ from bsi_keras.cli.flags import COMPARED, SCHEDULES
 from bsi_keras.schedules import BaseSchedule, ScheduleError
 
 # The schedules each flag changes (a value given to another schedule would be ignored).
-USES_MAX = (
-    "increase_bs",
-    "hybrid",
-    "mixed_bsi",
-    "fast_bsi",
-    "instant_bsi",
-    "adaptive",
-    "seesaw",
-    "cbs_warmup",
-)
+USES_MAX = tuple(name for name in SCHEDULES if name not in ("constant", "decay_lr"))
 USES_FACTOR = ("increase_bs", "decay_lr", "hybrid", "adaptive", "seesaw")  # >= 1: x batch, / LR
 FAST = ("fast_bsi", "instant_bsi")
 # Schedule parameters whose flag has another name.
