@@ -1,5 +1,9 @@
 """JAX's persistent compilation cache: on where JAX runs, off by flag, a no-op elsewhere."""
 
+import os
+import subprocess
+import sys
+
 import keras
 import pytest
 
@@ -23,13 +27,13 @@ def test_other_backends_keep_no_cache(tmp_path):
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's cache")
 def test_jax_writes_compiled_programs_to_the_folder(tmp_path):
-    import jax
-    import numpy as np
-
-    previous = jax.config.jax_compilation_cache_dir
-    try:
-        assert compilation_cache.enable(tmp_path) == tmp_path
-        jax.jit(lambda a: a * 3.0 + 1.0)(np.arange(7.0)).block_until_ready()
-        assert any(tmp_path.iterdir()), "the compiled program was cached"
-    finally:
-        jax.config.update("jax_compilation_cache_dir", previous)
+    # A fresh process: JAX sets its cache up at a process's first compilation, once.
+    script = (
+        "import sys, jax, numpy as np\n"
+        "from bsi_keras.runtime import compilation_cache\n"
+        "assert compilation_cache.enable(sys.argv[1]) is not None\n"
+        "jax.jit(lambda a: a * 3.0 + 1.0)(np.arange(7.0)).block_until_ready()\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, check=True)
+    assert any(tmp_path.iterdir()), "the compiled program was cached"

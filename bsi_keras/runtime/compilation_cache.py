@@ -35,6 +35,9 @@ def default_folder() -> Path:
 def enable(folder: str | os.PathLike | None = None) -> Path | None:
     """Keep JAX's compiled programs in ``folder`` (default: `default_folder`).
 
+    JAX sets its cache up at the process's first compilation, once: call this before
+    anything is compiled (the command line does, before it builds a model).
+
     Args:
         folder: the cache folder, `OFF` to leave the cache off, or None for the default.
 
