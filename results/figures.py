@@ -5,11 +5,14 @@
 For each optimizer of the Fashion-MNIST comparison: ``Plots/fashion_mnist_comparison_<opt>.png``
 (test accuracy against epoch and updates, seconds per epoch, total seconds; the mean over
 seeds with a +- std band) and ``Plots/fashion_mnist_wallclock_<opt>.png`` (test error against
-wall-clock seconds).
+wall-clock seconds). For each optimizer of the Seesaw study (``results/seesaw_<opt>/``):
+``Plots/seesaw_comparison_<opt>.png``, the same four panels for decay_lr, increase_bs and
+seesaw.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from bsi_keras import plots
@@ -41,8 +44,29 @@ def draw(optimizer: str) -> list[Path]:
     ]
 
 
+def draw_seesaw(optimizer: str) -> Path:
+    """Draw the Seesaw study's comparison figure of one optimizer; return its path."""
+    import matplotlib.pyplot as plt
+
+    folders = report.run_folders([RESULTS / f"seesaw_{optimizer}"])
+    seeds = len({folder.name for folder in folders})
+    title = f"Seesaw study, Fashion-MNIST, MNIST CNN, {OPTIMIZERS[optimizer]}: {seeds} seeds"
+    # The folders are <schedule>/seed_<k>: label each run by its schedule, so that the seeds
+    # of a schedule are drawn as one mean +- std (the four panels of plots.comparison_figure).
+    runs = [replace(run, label=run.path.parent.name) for run in plots.load_runs(folders)]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    plots.plot_accuracy(runs, axes[0, 0], "epoch")
+    plots.plot_accuracy(runs, axes[0, 1], "updates")
+    plots.plot_epoch_seconds(runs, axes[1, 0])
+    plots.plot_total_seconds(runs, axes[1, 1])
+    fig.suptitle(title)
+    return plots.save(fig, PLOTS / f"seesaw_comparison_{optimizer}.png")
+
+
 if __name__ == "__main__":
     for name in OPTIMIZERS:
         if (RESULTS / "fashion_mnist" / name).is_dir():
             for path in draw(name):
                 print(path)
+        if (RESULTS / f"seesaw_{name}").is_dir():
+            print(draw_seesaw(name))

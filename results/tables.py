@@ -29,6 +29,14 @@ TABLES: dict[str, tuple[tuple[str, ...], str, int]] = {
     f"fashion_mnist_{optimizer}": ((f"fashion_mnist/{optimizer}",), "decay_lr", 2)
     for optimizer in ("momentum", "sgd", "adam")
 }
+# Seesaw against Smith et al.'s increase_bs and decay_lr, same milestones and factor 5:
+# results/seesaw_<optimizer>/<schedule>/seed_<k>/.
+TABLES.update(
+    {
+        f"seesaw_{optimizer}": ((f"seesaw_{optimizer}",), "decay_lr", 2)
+        for optimizer in ("adam", "momentum")
+    }
+)
 BLOCK = re.compile(r"(<!-- results-table: (\w+) -->\n)(.*?)(<!-- /results-table -->)", re.S)
 
 
