@@ -22,8 +22,10 @@ Example:
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from bsi_keras import schedules
 from bsi_keras.cli.checks import SpecError
@@ -667,3 +669,21 @@ def _model_name(name: str) -> str:
             "or wrn_<depth>_<width>[_preact])"
         )
     return name
+
+
+def typed_command(argv: Sequence[str]) -> str:
+    """The command line ``argv`` as the user typed it: ``python -m bsi_keras.X`` names the
+    program (``argv[0]`` is this machine's path of ``bsi_keras/X.py``), the arguments quoted.
+
+    Example:
+
+    >>> typed_command(["/home/me/src/bsi_keras/sweep.py", "smith", "--root", "a b"])
+    "python -m bsi_keras.sweep smith --root 'a b'"
+    """
+    program = Path(argv[0])
+    if program.parent.name == "bsi_keras":
+        module = "bsi_keras" if program.stem == "__main__" else f"bsi_keras.{program.stem}"
+        typed = ["python", "-m", module]
+    else:
+        typed = [program.name]
+    return shlex.join([*typed, *argv[1:]])

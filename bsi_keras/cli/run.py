@@ -283,7 +283,7 @@ def _train_all(
     if stored_schedule is not None:
         _check_stored(built[0], stored_schedule, runs[0].run.filename)
     build.check_model(runs[0], dataset)
-    record = {"command": " ".join(sys.argv)}
+    record = {"command": flags.typed_command(sys.argv)}
     from bsi_keras.runtime import compilation_cache
 
     cache = compilation_cache.enable(runs[0].run.compile_cache)
