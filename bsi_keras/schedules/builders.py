@@ -280,7 +280,21 @@ def stepped(
                 "overflow or the learning rate underflow; use a smaller factor or a cap",
             )
         phases.append(Phase(bounds[k + 1] - bounds[k], max(1, round(actual)), phase_lr))
-    params = {
+    params = stepped_params(epochs, batch_size, lr, milestones, factor, max_batch_size, cap)
+    return Schedule(tuple(phases), name=name, params=params)
+
+
+def stepped_params(
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    milestones: Sequence[int],
+    factor: float | None,
+    max_batch_size: int | None,
+    cap: str,
+) -> dict[str, Any]:
+    """The params a milestone schedule records, for its ``config.json``."""
+    return {
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
@@ -289,7 +303,6 @@ def stepped(
         "max_batch_size": max_batch_size,
         "cap": cap,
     }
-    return Schedule(tuple(phases), name=name, params=params)
 
 
 def from_phases(spec: str | Sequence[Phase], name: str = "phases") -> Schedule:

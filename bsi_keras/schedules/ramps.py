@@ -44,7 +44,7 @@ from dataclasses import replace
 from typing import Any
 
 from bsi_keras.schedules.base import BaseSchedule, FunctionSchedule, Schedule
-from bsi_keras.schedules.builders import decay_lr, stepped
+from bsi_keras.schedules.builders import decay_lr, stepped, stepped_params
 from bsi_keras.schedules.curves import cosine_decay
 from bsi_keras.schedules.phases import (
     EpochPlan,
@@ -187,15 +187,7 @@ def seesaw(
         cap=cap,
         name="seesaw",
     )
-    params = {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "milestones": list(milestones),
-        "factor": factor,
-        "max_batch_size": max_batch_size,
-        "cap": cap,
-    }
+    params = stepped_params(epochs, batch_size, lr, milestones, factor, max_batch_size, cap)
     return replace(ramp, params=params)
 
 
