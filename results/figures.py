@@ -7,11 +7,13 @@ For each optimizer of the Fashion-MNIST comparison: ``Plots/fashion_mnist_compar
 seeds with a +- std band) and ``Plots/fashion_mnist_wallclock_<opt>.png`` (test error against
 wall-clock seconds). For each optimizer of the Seesaw study (``results/seesaw_<opt>/``):
 ``Plots/seesaw_comparison_<opt>.png``, the same four panels for decay_lr, increase_bs and
-seesaw.
+seesaw. The sharp-minima study's figures (``Plots/sharp_minima_*.png``) are drawn by
+``notebooks/sharp_minima_report.py`` from ``results/sharp_minima/``.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -63,6 +65,14 @@ def draw_seesaw(optimizer: str) -> Path:
     return plots.save(fig, PLOTS / f"seesaw_comparison_{optimizer}.png")
 
 
+def draw_sharp_minima() -> list[Path]:
+    """Draw the sharp-minima study's figures from results/sharp_minima/; return their paths."""
+    sys.path.insert(0, str(RESULTS.parent / "notebooks"))
+    import sharp_minima_report
+
+    return sharp_minima_report.draw(RESULTS / "sharp_minima", PLOTS)
+
+
 if __name__ == "__main__":
     for name in OPTIMIZERS:
         if (RESULTS / "fashion_mnist" / name).is_dir():
@@ -70,3 +80,6 @@ if __name__ == "__main__":
                 print(path)
         if (RESULTS / f"seesaw_{name}").is_dir():
             print(draw_seesaw(name))
+    if (RESULTS / "sharp_minima" / "analysis").is_dir():
+        for path in draw_sharp_minima():
+            print(path)

@@ -40,6 +40,9 @@ TABLES.update(
 # Name -> a Markdown table a command wrote under results/, included as it is.
 FILES: dict[str, str] = {
     "critical_batch_adam": "critical_batch_adam/critical_batch/critical_batch.md",
+    # Written by notebooks/sharp_minima_study.py from the measurements in
+    # results/sharp_minima/analysis/ and the runs' summary.json.
+    "sharp_minima": "sharp_minima/sharp_minima.md",
 }
 BLOCK = re.compile(r"(<!-- results-table: (\w+) -->\n)(.*?)(<!-- /results-table -->)", re.S)
 

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from bsi_keras import data, models
-from bsi_keras.analysis import box_half_widths, random_subspace, sharpness
+from bsi_keras.analysis import (
+    box_half_widths,
+    random_subspace,
+    rescale_before_batch_norm,
+    sharpness,
+)
 
 
 def linear_model(weights: np.ndarray) -> keras.Model:
@@ -123,3 +128,44 @@ def test_later_starts_escape_the_first_starts_local_maximum():
     assert several.value == pytest.approx(100 * (best - loss) / (1 + loss), rel=1e-3)
     assert several.min_value == pytest.approx(single.value, rel=1e-3)
     assert several.std_value > 0
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_rescaling_before_batch_norm_keeps_the_function_and_moves_the_box(scale):
+    # A small F1 (Dense -> ghost BN -> ReLU), its BN moving statistics made non-trivial by
+    # one training step, so that inference mode tests the moving mean and variance too.
+    keras.utils.set_random_seed(0)
+    ds = data.synthetic(64, (28, 28, 1))
+    model = models.get_model("f1", hidden_layers=2, units=16, virtual_batch_size=16)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(ds.x_train, ds.y_train, batch_size=64, epochs=1, verbose=0)
+    copy = rescale_before_batch_norm(model, ["dense1", "dense2"], scale)
+    for training in (False, True):
+        expected = model(ds.x_train, training=training)
+        got = copy(ds.x_train, training=training)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    for name in ("dense1", "dense2"):
+        np.testing.assert_allclose(
+            copy.get_layer(name).kernel, scale * np.asarray(model.get_layer(name).kernel), rtol=1e-6
+        )
+        assert copy.get_layer(f"{name}_bn").epsilon == pytest.approx(1e-3 * scale**2)
+    np.testing.assert_array_equal(
+        copy.get_layer("classifier").kernel, model.get_layer("classifier").kernel
+    )
+    # Same function, other weights: the original is untouched and the box's half widths
+    # eps (|x_i| + 1) move with the scaled kernels, so the sharpness sees another problem.
+    assert model.get_layer("dense1_bn").epsilon == pytest.approx(1e-3)
+    same = sharpness(model, ds.x_train, ds.y_train, max_iterations=2, starts=1)
+    scaled = sharpness(copy, ds.x_train, ds.y_train, max_iterations=2, starts=1)
+    assert scaled.loss == pytest.approx(same.loss, rel=1e-4)
+    assert scaled.value != pytest.approx(same.value, rel=1e-3)
+
+
+def test_rescaling_refuses_a_layer_without_batch_norm_after_it():
+    model = models.get_model("f1", hidden_layers=1, units=8)
+    with pytest.raises(ValueError, match="followed directly by batch normalization"):
+        rescale_before_batch_norm(model, "classifier", 2.0)
+    with pytest.raises(ValueError, match="no layer 'dense9'"):
+        rescale_before_batch_norm(model, "dense9", 2.0)
+    with pytest.raises(ValueError, match="scale must be a positive"):
+        rescale_before_batch_norm(model, "dense1", 0.0)

@@ -266,6 +266,50 @@ def sharpness(
     )
 
 
+def first_order_sharpness(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    epsilons: Sequence[float] = EPSILONS,
+    batch_size: int = 5000,
+    training: bool = False,
+) -> dict[float, float]:
+    """What `sharpness` would be if ``f`` were linear: the gradient's term alone, per epsilon.
+
+    The linear model ``f(x + z) ~ f(x) + g . z`` is largest over the full-space box
+    ``|z_i| <= b_i = eps (|x_i| + 1)`` at the corner ``z = b sign(g)``, where it rises by
+    ``sum_i |g_i| b_i``; the value returned is ``100 sum_i |g_i| b_i / (1 + f(x))``, which
+    is proportional to ``eps``. A measured sharpness close to it (and halving when ``eps``
+    halves) is the first-order term of a solution that is not an exact minimizer, not the
+    curvature, which gives a value proportional to ``eps**2``. Costs one gradient.
+
+    Args:
+        model: a compiled model.
+        x, y: the data of ``f`` (as `sharpness`).
+        epsilons: the box sizes.
+        batch_size: examples per forward pass.
+        training: evaluate ``f`` in training mode (see `sharpness`).
+
+    Returns:
+        ``{epsilon: value}``.
+
+    Example:
+
+    >>> from bsi_keras import data, models
+    >>> ds = data.synthetic(64, (28, 28, 1))
+    >>> model = models.get_model("mnist_cnn")
+    >>> model.compile(loss="sparse_categorical_crossentropy")
+    >>> linear = first_order_sharpness(model, ds.x_train, ds.y_train, (1e-3, 5e-4))
+    >>> round(linear[1e-3] / linear[5e-4], 6)
+    2.0
+    """
+    trainable, _ = weight_values(model)
+    loss, gradient = _loss_and_gradient(model, x, y, batch_size, training)(trainable)
+    solution = _flatten(trainable)
+    slope = float(np.abs(gradient.astype(np.float64)) @ (np.abs(solution) + 1.0))
+    return {eps: 100.0 * eps * slope / (1.0 + loss) for eps in epsilons}
+
+
 def _loss_and_gradient(
     model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int, training: bool
 ) -> Callable[[list[np.ndarray]], tuple[float, np.ndarray]]:
