@@ -52,12 +52,15 @@ def load(results: Path) -> dict[str, dict[int, dict]]:
     return found
 
 
-def paired_seeds(found: dict[str, dict[int, dict]], keys: tuple[str, ...]) -> list[int]:
-    """The seeds on which both solutions have every measurement of ``keys``."""
+def paired_seeds(
+    found: dict[str, dict[int, dict]], small_keys: tuple[str, ...], large_keys: tuple[str, ...]
+) -> list[int]:
+    """The seeds whose small-batch solution has ``small_keys`` and large-batch ``large_keys``."""
+    large = found["large_batch"]
     return sorted(
         s
         for s, d in found["small_batch"].items()
-        if all(k in d and k in found["large_batch"].get(s, {}) for k in keys)
+        if all(k in d for k in small_keys) and all(k in large.get(s, {}) for k in large_keys)
     )
 
 
@@ -72,22 +75,36 @@ def table(results: Path) -> str:
     found = load(results)
     lines = []
 
-    def row(name: str, keys: str | tuple, value: Any, fmt: str = "{:.3g}", ratio=False) -> None:
-        seeds = paired_seeds(found, (keys,) if isinstance(keys, str) else keys)
+    def row(
+        name: str,
+        keys: str | tuple,
+        value: Any,
+        fmt: str = "{:.3g}",
+        ratio: bool = False,
+        large_keys: str | tuple | None = None,
+        large_value: Any = None,
+        digits: int | None = None,
+    ) -> None:
+        """One line; ``large_keys`` and ``large_value``: the large batch's, when not the same."""
+        keys = (keys,) if isinstance(keys, str) else keys
+        large_keys = keys if large_keys is None else (large_keys,)
+        seeds = paired_seeds(found, keys, large_keys)
         if not seeds:
             return
         small = [value(found["small_batch"][s]) for s in seeds]
-        large = [value(found["large_batch"][s]) for s in seeds]
+        large = [(large_value or value)(found["large_batch"][s]) for s in seeds]
         cells = [_mean_std(v, fmt) for v in (small, large)]
-        if ratio and min(small + large) > 0:  # the t-interval of the log ratio, back-transformed
+        if len(seeds) < 2:
+            cells.append("one seed")
+        elif ratio and min(small + large) > 0:  # the t-interval of the log ratio, back-transformed
             logs = paired_difference(np.log(large).tolist(), np.log(small).tolist())
             low, mean, high = (math.exp(v) for v in (logs.low, logs.mean, logs.high))
             note = "" if logs.resolved else ", unresolved"
             cells.append(f"x {mean:.3g} ({low:.3g} to {high:.3g}){note}")
         else:
-            cells.append(
-                paired_difference(large, small).format(3 if abs(np.mean(small)) < 1 else 2)
-            )
+            if digits is None:
+                digits = 3 if abs(np.mean(small)) < 1 else 2
+            cells.append(paired_difference(large, small).format(digits))
         lines.append(f"| {name} | {len(seeds)} | " + " | ".join(cells) + " |")
 
     small_batch, large_batch = BATCHES["small_batch"], BATCHES["large_batch"]
@@ -107,7 +124,7 @@ def table(results: Path) -> str:
         lambda d: d["evaluation"]["train_loss"],
         "{:.4f}",
     )
-    row("updates", "evaluation", lambda d: d["summary"]["total_updates"], "{:,.0f}")
+    row("updates", "evaluation", lambda d: d["summary"]["total_updates"], "{:,.0f}", digits=0)
     for step in (-1.0, -0.5, 0.5, 1.0):
         row(
             f"landscape: training loss at step {step:+g} (mean of {CURVE_DIRECTIONS} directions)",
@@ -152,6 +169,14 @@ def table(results: Path) -> str:
             ratio=True,
         )
     row(
+        f"sharpness at eps {EPSILONS[0]:g}; large batch: kernels scaled to the small's norms",
+        f"sharpness {EPSILONS[0]:g}",
+        lambda d: d[f"sharpness {EPSILONS[0]:g}"]["max"],
+        ratio=True,
+        large_keys="matched",
+        large_value=lambda d: d["matched"]["max"],
+    )
+    row(
         "hidden kernel norm (mean of 5 layers)",
         "weights",
         lambda d: float(np.mean(d["weights"]["kernel_norms"])),
@@ -169,7 +194,7 @@ def table(results: Path) -> str:
             for runs in found.values()
             for d in runs.values()
             for key in d
-            if key.startswith("rescaled")
+            if key.startswith("rescaled") or key == "matched"
         ),
         default=math.nan,
     )
@@ -248,7 +273,7 @@ def _draw_landscapes(found: dict, label: dict, path: Path) -> Path:
     linear.legend()
     log.set_title("log scale")
     fig.suptitle(
-        f"F1, {DATASET} ({NUM_TRAIN:,} images): 1-D landscapes on {CURVE_EXAMPLES:,} of them"
+        f"F1 on {DATASET} ({NUM_TRAIN:,} training images): 1-D landscapes on {CURVE_EXAMPLES:,}"
     )
     return save(fig, path)
 

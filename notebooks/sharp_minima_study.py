@@ -18,18 +18,22 @@ for each seed and solution (epoch 20), it measures and writes to
 - ``rescaled <c>``: the same network with every hidden Dense layer (each followed by
   batch norm) scaled by ``c`` in `SCALES` (`rescale_before_batch_norm`): the largest change
   of its output probabilities (the function is the same) and its sharpness at the first
-  epsilon;
+  epsilon; ``matched`` (large batch only): the same, each hidden kernel scaled to the norm
+  of the small-batch solution's kernel of that seed;
 - ``interpolation`` (in ``seed_<k>/interpolation.json``): loss and accuracy on the line
   from the small-batch to the large-batch solution, the BN statistics recomputed;
 
 and, last, the 2-D landscapes of the first seed (``surface_<solution>.npz``). The order
 puts the cheap measures and the sharpness at the first epsilon on every seed first, then
-the costly ones (the other epsilons, the rescaled networks) seed by seed; every measure
-is skipped when its file already holds it, so an interrupted study resumes where it
-stopped. One full-space search of the 1.46 million weights costs about 15 s on 2 idle
-cores, half of it scipy's L-BFGS-B setting up its bounds coordinate by coordinate in
-Python. Last, it writes the README's table (``RESULTS/sharp_minima.md``, included by
-``results/tables.py``) and, with ``--plots``, the figures (`sharp_minima_report`).
+the costly ones one after another, each on every seed (the second epsilon, the
+large-batch network rescaled to the small-batch kernels' norms, the networks rescaled by
+the first of `SCALES`, the third epsilon, the second scale); every measure is skipped
+when its file already holds it, so an interrupted study resumes where it stopped. One
+start of a full-space search of the 1.46 million weights took 20 to 40 s here (2 cores
+shared with other jobs); a profile puts more than half of it in scipy's L-BFGS-B
+preparing its bounds coordinate by coordinate in Python, not in the loss. Last, it writes
+the README's table (``RESULTS/sharp_minima.md``, included by ``results/tables.py``) and,
+with ``--plots``, the figures (`sharp_minima_report`).
 
     python notebooks/sharp_minima_study.py --plots Plots   # hours on 2 shared cores: see README
     python notebooks/sharp_minima_study.py --skip_training --plots Plots   # tables, figures
@@ -68,7 +72,6 @@ from bsi_keras.analysis import (
 )
 
 QUICK = os.environ.get("BSI_QUICK") == "1"
-ROOT = Path(__file__).resolve().parent.parent
 SEEDS = [0, 1] if QUICK else [0, 1, 2, 3, 4]
 EPOCHS = 1 if QUICK else 20
 NUM_TRAIN = 600 if QUICK else 20_000
@@ -102,7 +105,7 @@ EPSILONS = (1e-3, 5e-4, 2.5e-4)  # the paper's two and a half of the smaller
 STARTS = 2 if QUICK else 3
 ITERATIONS = 2 if QUICK else 10  # L-BFGS-B iterations per start (the paper's 10)
 SHARPNESS_EXAMPLES = 200 if QUICK else 2_000
-SCALES = (0.5, 2.0)
+SCALES = (2.0, 0.5)
 HIDDEN = [f"dense{i}" for i in range(1, 6)]  # F1's Dense layers that batch norm follows
 CURVE = "-1:1:5" if QUICK else "-1:1:21"
 CURVE_DIRECTIONS = 2 if QUICK else 5
@@ -176,16 +179,32 @@ def sharpness_at(model: keras.Model, x: np.ndarray, y: np.ndarray, epsilon: floa
     }
 
 
-def rescaled_at(model: keras.Model, x: np.ndarray, y: np.ndarray, scale: float) -> dict:
-    """The rescaling test: same outputs and loss, and the sharpness of the rescaled network."""
-    copy = rescale_before_batch_norm(model, HIDDEN, scale)
+def rescaled_at(model: keras.Model, x: np.ndarray, y: np.ndarray, scales: dict[str, float]) -> dict:
+    """The rescaling test: the same outputs, and the sharpness of the rescaled network.
+
+    ``scales``: the factor of each hidden layer (each followed by batch norm).
+    """
+    copy = model
+    for name, scale in scales.items():
+        copy = rescale_before_batch_norm(copy, name, scale)
     probabilities = [keras.ops.convert_to_numpy(m(x, training=False)) for m in (model, copy)]
     return {
-        "layers": HIDDEN,
+        "scales": scales,
         "max_output_difference": float(np.abs(probabilities[1] - probabilities[0]).max()),
         "loss_difference": evaluate(copy, x, y, batch_size=EVAL_BATCH).loss
         - evaluate(model, x, y, batch_size=EVAL_BATCH).loss,
         **sharpness_at(copy, x, y, EPSILONS[0]),
+    }
+
+
+def matched_scales(model: keras.Model, reference: keras.Model) -> dict[str, float]:
+    """Per hidden layer, the factor that gives ``model``'s kernel ``reference``'s norm."""
+    return {
+        name: float(
+            np.linalg.norm(np.asarray(reference.get_layer(name).kernel))
+            / np.linalg.norm(np.asarray(model.get_layer(name).kernel))
+        )
+        for name in HIDDEN
     }
 
 
@@ -238,15 +257,37 @@ def analyse(runs: Path, results: Path, surfaces: bool = True) -> None:
         "landscape": lambda m, k: landscape(m, x_curve, y_curve),
         f"sharpness {EPSILONS[0]:g}": lambda m, k: sharpness_at(m, x_sharp, y_sharp, EPSILONS[0]),
     }
-    costly = {  # then seed by seed, so that an interrupted study has whole seeds
-        **{
-            f"rescaled {c:g}": lambda m, k, c=c: rescaled_at(m, x_sharp, y_sharp, c) for c in SCALES
-        },
-        **{
-            f"sharpness {e:g}": lambda m, k, e=e: sharpness_at(m, x_sharp, y_sharp, e)
-            for e in EPSILONS[1:]
-        },
-    }
+    small = {seed: folder[seed, "small_batch"] for seed in SEEDS}
+
+    def matched(m: keras.Model, k: tuple) -> dict:
+        return rescaled_at(
+            m, x_sharp, y_sharp, matched_scales(m, load_solution(small[k[0]], EPOCHS))
+        )
+
+    # Then one measure after another on every seed, the most asked for first.
+    costly = [
+        (
+            f"sharpness {EPSILONS[1]:g}",
+            list(folder),
+            lambda m, k: sharpness_at(m, x_sharp, y_sharp, EPSILONS[1]),
+        ),
+        ("matched", [(seed, "large_batch") for seed in SEEDS], matched),
+        (
+            f"rescaled {SCALES[0]:g}",
+            list(folder),
+            lambda m, k: rescaled_at(m, x_sharp, y_sharp, dict.fromkeys(HIDDEN, SCALES[0])),
+        ),
+        (
+            f"sharpness {EPSILONS[2]:g}",
+            list(folder),
+            lambda m, k: sharpness_at(m, x_sharp, y_sharp, EPSILONS[2]),
+        ),
+        (
+            f"rescaled {SCALES[1]:g}",
+            list(folder),
+            lambda m, k: rescaled_at(m, x_sharp, y_sharp, dict.fromkeys(HIDDEN, SCALES[1])),
+        ),
+    ]
 
     def measure(keys: list, key: str, compute: Any) -> None:
         for k in keys:
@@ -262,9 +303,8 @@ def analyse(runs: Path, results: Path, surfaces: bool = True) -> None:
         if "interpolation" not in line.data:
             small, large = (load_solution(folder[seed, s], EPOCHS) for s in BATCHES)
             line.measure("interpolation", lambda: interpolation(small, large, train_part, ds))  # noqa: B023
-    for seed in SEEDS:
-        for key, compute in costly.items():
-            measure([(seed, s) for s in BATCHES], key, compute)
+    for key, keys, compute in costly:
+        measure(keys, key, compute)
     if surfaces:
         for solution in BATCHES:
             path = results / "analysis" / f"seed_{SEEDS[0]}" / f"surface_{solution}.npz"
@@ -308,8 +348,8 @@ def interpolation(small: keras.Model, large: keras.Model, train_part: tuple, ds:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", default=str(ROOT / "runs" / "sharp_minima"))
-    parser.add_argument("--results", default=str(ROOT / "results" / "sharp_minima"))
+    parser.add_argument("--runs", default="runs/sharp_minima")  # as the run folders record it
+    parser.add_argument("--results", default="results/sharp_minima")
     parser.add_argument("--plots", default=None, help="also write the figures here")
     parser.add_argument("--skip_training", action="store_true", help="tables and figures only")
     parser.add_argument("--no_surfaces", action="store_true", help="skip the 2-D landscapes")
