@@ -35,7 +35,7 @@ preparing its bounds coordinate by coordinate in Python, not in the loss. Last, 
 the README's table (``RESULTS/sharp_minima.md``, included by ``results/tables.py``) and,
 with ``--plots``, the figures (`sharp_minima_report`).
 
-    python notebooks/sharp_minima_study.py --plots Plots   # hours on 2 shared cores: see README
+    python notebooks/sharp_minima_study.py --plots Plots   # 75 min on 2 shared cores
     python notebooks/sharp_minima_study.py --skip_training --plots Plots   # tables, figures
     BSI_QUICK=1 python notebooks/sharp_minima_study.py --runs /tmp/r --results /tmp/s
 """
