@@ -7,7 +7,8 @@ For each optimizer of the Fashion-MNIST comparison: ``Plots/fashion_mnist_compar
 seeds with a +- std band) and ``Plots/fashion_mnist_wallclock_<opt>.png`` (test error against
 wall-clock seconds). For each optimizer of the Seesaw study (``results/seesaw_<opt>/``):
 ``Plots/seesaw_comparison_<opt>.png``, the same four panels for decay_lr, increase_bs and
-seesaw.
+seesaw. The SAM study's ``Plots/sam_validation_lr.png`` and ``Plots/sam_seeds.png``, from
+``results/sam_study/``, are ``notebooks/sam_study.py``'s `figures` (`draw_sam_study`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,17 @@ def draw_seesaw(optimizer: str) -> Path:
     return plots.save(fig, PLOTS / f"seesaw_comparison_{optimizer}.png")
 
 
+def draw_sam_study() -> list[Path]:
+    """Draw the SAM study's figures from ``results/sam_study``; return their paths."""
+    import importlib.util
+
+    path = RESULTS.parent / "notebooks" / "sam_study.py"
+    spec = importlib.util.spec_from_file_location("sam_study", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.figures(RESULTS / "sam_study", PLOTS)
+
+
 if __name__ == "__main__":
     for name in OPTIMIZERS:
         if (RESULTS / "fashion_mnist" / name).is_dir():
@@ -70,3 +82,6 @@ if __name__ == "__main__":
                 print(path)
         if (RESULTS / f"seesaw_{name}").is_dir():
             print(draw_seesaw(name))
+    if (RESULTS / "sam_study").is_dir():
+        for path in draw_sam_study():
+            print(path)

@@ -4,7 +4,8 @@ Each table sits in README.md between ``<!-- results-table: NAME -->`` and
 ``<!-- /results-table -->``; NAME is an entry of `TABLES`: the run folders it reads (under
 ``results/``), the reference schedule of its paired differences and the epochs its last-k
 mean averages. The table is `bsi_keras.cli.report.seed_tables` of those folders, the text
-``python -m bsi_keras.report FOLDERS --reference R --last_k K`` prints. Rewrite the README's
+``python -m bsi_keras.report FOLDERS --reference R --last_k K`` prints (with
+``--train_accuracy`` for the tables of `WITH_TRAIN_ACCURACY`). Rewrite the README's
 tables rather than typing numbers; ``tests/test_results.py`` fails when they differ.
 
     python results/tables.py            # rewrite README.md's tables
@@ -37,6 +38,16 @@ TABLES.update(
         for optimizer in ("adam", "momentum")
     }
 )
+# The SAM study's test runs (notebooks/sam_study.py), results/sam_study/seeds/seed_<k>/<method>/:
+# against SGD at batch 2,048, and each method's gap to the small batch 128.
+TABLES.update(
+    {
+        "sam_study": (("sam_study/seeds",), "sgd_b2048", 2),
+        "sam_study_gap": (("sam_study/seeds",), "sgd_b128", 2),
+    }
+)
+# The tables that add the final training accuracy (``--train_accuracy``).
+WITH_TRAIN_ACCURACY = {"sam_study", "sam_study_gap"}
 # Name -> a Markdown table a command wrote under results/, included as it is.
 FILES: dict[str, str] = {
     "critical_batch_adam": "critical_batch_adam/critical_batch/critical_batch.md",
@@ -56,7 +67,7 @@ def table(name: str, results: Path = RESULTS) -> str:
         return (results / FILES[name]).read_text().strip()
     folders, reference, last_k = TABLES[name]
     found = report.configurations([results / folder for folder in folders])
-    return report.seed_tables(found, reference, last_k)
+    return report.seed_tables(found, reference, last_k, train_accuracy=name in WITH_TRAIN_ACCURACY)
 
 
 def regenerate(text: str, results: Path = RESULTS) -> str:

@@ -76,14 +76,18 @@ def test_noise_scale_notebook():
 
 @pytest.mark.notebook
 def test_sam_study_notebook():
-    notebook = execute("sam_study.ipynb", timeout=300)
+    notebook = execute("sam_study.ipynb", timeout=600)
     summary = printed_json(notebook)
-    assert summary["runs"] == 8
-    best = summary["best_test_accuracy"]
-    assert set(best) == {"momentum", "sam_momentum", "asam_momentum", "adam", "sam_adam"}
-    assert all(0.0 <= a <= 1.0 for runs in best.values() for a in runs.values())
-    assert set(summary["time_factors"]) == {"sam_momentum", "asam_momentum", "sam_adam"}
-    assert len(images(notebook)) == 4
+    assert summary["tuning_runs"] == 7
+    methods = ("sgd_b128", "sgd_b2048", "sgd_2x_b2048", "sam_b2048")
+    assert set(summary["chosen"]) == set(summary["methods"]) == set(methods)
+    for method, entry in summary["methods"].items():
+        assert entry["seeds"] == [0, 1]
+        assert 0.0 <= entry["test_mean"] <= 100.0 and 0.0 <= entry["train_mean"] <= 100.0
+        assert ("test_minus_sgd_b2048" in entry) == (method != "sgd_b2048")
+    text = outputs_text(notebook)
+    assert "seeds/sam_b2048 - sgd_b2048" in text and "train accuracy (%)" in text
+    assert len(images(notebook)) == 2
 
 
 @pytest.mark.notebook
