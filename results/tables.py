@@ -39,15 +39,17 @@ TABLES.update(
     }
 )
 # The SAM study's test runs (notebooks/sam_study.py), results/sam_study/seeds/seed_<k>/<method>/:
-# against SGD at batch 2,048, and each method's gap to the small batch 128.
+# against SGD at batch 2,048, and each method's gap to the small batch 128; its stability
+# check (the batch-2,048 methods at half their chosen LR) in seeds_half_lr/.
 TABLES.update(
     {
         "sam_study": (("sam_study/seeds",), "sgd_b2048", 2),
         "sam_study_gap": (("sam_study/seeds",), "sgd_b128", 2),
+        "sam_study_half_lr": (("sam_study/seeds_half_lr",), "sgd_b2048", 2),
     }
 )
 # The tables that add the final training accuracy (``--train_accuracy``).
-WITH_TRAIN_ACCURACY = {"sam_study", "sam_study_gap"}
+WITH_TRAIN_ACCURACY = {"sam_study", "sam_study_gap", "sam_study_half_lr"}
 # Name -> a Markdown table a command wrote under results/, included as it is.
 FILES: dict[str, str] = {
     "critical_batch_adam": "critical_batch_adam/critical_batch/critical_batch.md",

@@ -162,10 +162,12 @@ SAM_STUDY_SMALL, SAM_STUDY_LARGE = 128, 2048
 SAM_STUDY_WARMUP_EPOCHS = 2.0
 # The LR grids, x2 apart: around 0.05 at batch 128 (the MNIST family's LR), and at 2,048
 # around the linear rule's 16 x 0.05 = 0.8, five steps below and one above, bracketing the
-# linear-rule LR of every LR on the small grid but the largest.
+# linear-rule LR of every LR on the small grid but the largest; plus 0.141 (x sqrt 2), added
+# once the x2 grid had every method at 2,048 best at 0.1 and diverging at 0.2. Rho 0.01 was
+# added when the first three rhos had the smallest, 0.02, best.
 SAM_STUDY_SMALL_LRS = (0.0125, 0.025, 0.05, 0.1, 0.2)
-SAM_STUDY_LARGE_LRS = (0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
-SAM_STUDY_RHOS = (0.02, 0.05, 0.1)
+SAM_STUDY_LARGE_LRS = (0.025, 0.05, 0.1, 0.141, 0.2, 0.4, 0.8, 1.6)
+SAM_STUDY_RHOS = (0.01, 0.02, 0.05, 0.1)
 
 
 def sam_study_methods(
@@ -216,7 +218,7 @@ def sam_study_runs(
 
     >>> runs = sam_study_runs()
     >>> len(runs), runs[0][0], runs[-1][0]
-    (40, 'sgd_b128_lr0.0125', 'sam_rho0.1_b2048_lr1.6')
+    (53, 'sgd_b128_lr0.0125', 'sam_rho0.1_b2048_lr1.6')
     """
     runs = []
     for label, flags in sam_study_methods(epochs, rhos).items():
