@@ -57,12 +57,12 @@ def test_bad_values_are_refused_naming_the_flag(argv, flag, words, capsys):
     assert f"argument {flag}" in err and words in err
 
 
-def test_a_run_trains_on_the_rest_and_logs_the_held_out_accuracy(tmp_path):
+def test_a_run_trains_on_the_rest_and_logs_the_held_out_accuracy(tmp_path, capsys):
     folder = tmp_path / "run"
     argv = ["--dataset", "mnist_sample", "--num_train", "400", "--validation_examples", "100"]
     argv += ["--schedule", "constant", "--epochs", "2", "--batch_size", "50", "--lr", "0.05"]
     code = run.main([*argv, "--saveState", "--verbose", "0", "--filename", str(folder)])
-    assert code == 0
+    assert code == 0 and "finished, validation accuracy" in capsys.readouterr().out
     config = json.loads((folder / "config.json").read_text())
     summary = json.loads((folder / "summary.json").read_text())
     assert (config["dataset"]["train_examples"], config["dataset"]["test_examples"]) == (300, 100)

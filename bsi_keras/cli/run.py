@@ -362,8 +362,9 @@ def _train_one(
         resume=resume,
     )
     accuracy = summary["final_val_accuracy"]
+    evaluated = "test" if spec.model.validation_examples is None else "validation"
     print(
-        f"{schedule.name}: {summary['status']}, test accuracy "
+        f"{schedule.name}: {summary['status']}, {evaluated} accuracy "
         f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}, {summary['total_updates']} "
         f"updates, {summary['train_seconds']:.1f} s training "
         f"(+{summary['compile_seconds']:.1f} s compile)"
