@@ -16,6 +16,7 @@ style table (a colour and marker per schedule) and its readers of run folders an
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -73,12 +74,18 @@ def load_run(path: str | os.PathLike, label: str | None = None) -> Run:
 
 
 def load_runs(folders: Sequence[str | os.PathLike]) -> list[Run]:
-    """Read run folders, labelled by schedule unless two share one (then by folder name)."""
+    """Read run folders, labelled by schedule unless two share one (then by folder name, a
+    seed's folder ``seed_<k>`` by its parent's: ``NAME/seed_<k>`` is a seed of ``NAME``)."""
     runs = [load_run(f) for f in folders]
     labels = [run.label for run in runs]
     return [
-        replace(run, label=run.path.name) if labels.count(run.label) > 1 else run for run in runs
+        replace(run, label=_folder_label(run.path)) if labels.count(run.label) > 1 else run
+        for run in runs
     ]
+
+
+def _folder_label(path: Path) -> str:
+    return path.parent.name if re.fullmatch(r"seed_\d+", path.name) else path.name
 
 
 def _pyplot() -> ModuleType:
@@ -146,6 +153,10 @@ SCHEDULE_STYLES: dict[str, dict[str, Any]] = {
     "fast_bsi": {"color": "tab:brown", "marker": "X", "linestyle": "-", "markersize": 6},
     "instant_bsi": {"color": "tab:pink", "marker": "*", "linestyle": "-", "markersize": 7},
     "seesaw": {"color": "tab:olive", "marker": "h", "linestyle": "-", "markersize": 6},
+    # Variants the noise-scale study labels by their folder: the doubling control
+    # (increase_bs, x2 every epoch) and the adaptive rule at coefficient 0.25.
+    "doubling": {"color": "black", "marker": "s", "linestyle": "--", "markersize": 5},
+    "adaptive_0.25": {"color": "tab:cyan", "marker": "<", "linestyle": "-.", "markersize": 6},
 }
 OTHER_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
@@ -410,14 +421,41 @@ def error_figure(
     return save(fig, path)
 
 
+def plot_noise_scale(runs: Sequence[Run], left: Axes, right: Axes) -> None:
+    """Per schedule (the seeds of a label): on ``left`` the batch size (solid) and the measured
+    ``B_simple`` (dashed, same colour; runs measured with ``--noise_scale_every``), on
+    ``right`` Smith's noise scale, each the mean with a +- std band over seeds, log scales."""
+    for index, (label, group) in enumerate(group_runs(runs).items()):
+        line_style = {**style(label, index), "linestyle": "-"}
+        epochs = mean_std(group, "epoch")[0]
+        columns = [(left, "batch_size", "-", _legend_label(label, group))]
+        if group[0].rows and "gns_b_simple" in group[0].rows[0]:
+            columns.append((left, "gns_b_simple", "--", None))
+        columns.append((right, "noise_scale", "-", _legend_label(label, group)))
+        for ax, column, linestyle, legend in columns:
+            mean, std = mean_std(group, column)
+            mean = np.where(mean > 0, mean, np.nan)  # a log axis: no estimate below zero
+            ax.plot(epochs, mean, label=legend, **{**line_style, "linestyle": linestyle})
+            if len(group) > 1:
+                low = np.maximum(mean - std, 0.1 * mean)  # floored: a log axis shows no <= 0
+                ax.fill_between(epochs, low, mean + std, color=line_style["color"], alpha=0.15)
+    left.plot([], [], color="grey", linestyle="--", label="measured B_simple")
+    left.set_ylabel("batch size / B_simple")
+    right.set_ylabel("Smith's noise scale lr N / (B (1 - m))")
+    for ax in (left, right):
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="small")
+
+
 def noise_scale_figure(
     folders: Sequence[str | os.PathLike], path: str | os.PathLike, title: str | None = None
 ) -> Path:
     """Batch size against the measured noise scale, and Smith's noise scale, per epoch.
 
-    Left: each run's batch size (solid) and its measured simple noise scale ``B_simple``
-    (dashed, same colour; runs measured with ``--noise_scale_every``) on a log scale. Right:
-    Smith et al.'s SGD noise scale ``lr N / (B (1 - momentum))`` of every run.
+    The two panels of `plot_noise_scale`; the runs of one schedule (its seeds, labelled as
+    `load_runs` labels them) are drawn as their mean with a +- std band.
 
     Args:
         folders: run folders.
@@ -427,26 +465,9 @@ def noise_scale_figure(
     Returns:
         The PNG's path.
     """
-    runs = [load_run(f) for f in folders]
+    runs = load_runs(folders)
     fig, (left, right) = _pyplot().subplots(1, 2, figsize=(13, 5))
-    for index, run in enumerate(runs):
-        line_style = {**style(run.label, index), "linestyle": "-"}
-        epochs = run.column("epoch")
-        left.plot(epochs, run.column("batch_size"), label=run.path.name, **line_style)
-        if run.rows and "gns_b_simple" in run.rows[0]:
-            measured = np.where(run.column("gns_b_simple") > 0, run.column("gns_b_simple"), np.nan)
-            left.plot(epochs, measured, color=line_style["color"], linestyle="--")
-        right.plot(epochs, run.column("noise_scale"), label=run.path.name, **line_style)
-    left.plot([], [], color="grey", linestyle="--", label="measured B_simple")
-    left.set_yscale("log")
-    left.set_xlabel("epoch")
-    left.set_ylabel("batch size / B_simple")
-    right.set_yscale("log")
-    right.set_xlabel("epoch")
-    right.set_ylabel("Smith's noise scale lr N / (B (1 - m))")
-    for ax in (left, right):
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize="small")
+    plot_noise_scale(runs, left, right)
     fig.suptitle(title or _default_title(runs[0]))
     return save(fig, path)
 

@@ -4,7 +4,9 @@ Each table sits in README.md between ``<!-- results-table: NAME -->`` and
 ``<!-- /results-table -->``; NAME is an entry of `TABLES`: the run folders it reads (under
 ``results/``), the reference schedule of its paired differences and the epochs its last-k
 mean averages. The table is `bsi_keras.cli.report.seed_tables` of those folders, the text
-``python -m bsi_keras.report FOLDERS --reference R --last_k K`` prints. Rewrite the README's
+``python -m bsi_keras.report FOLDERS --reference R --last_k K`` prints. An entry of `TARGETS`
+is the time to a target accuracy (``--target_accuracy``), one of `EPOCH_TABLES` log columns
+per epoch over seeds (`epoch_table`), one of `FILES` a table a command wrote. Rewrite the README's
 tables rather than typing numbers; ``tests/test_results.py`` fails when they differ.
 
     python results/tables.py            # rewrite README.md's tables
@@ -19,7 +21,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bsi_keras import stats
 from bsi_keras.cli import report
+from bsi_keras.cli.target_accuracy import target_table
+from bsi_keras.run_folder import read_log
 
 RESULTS = Path(__file__).parent
 README = RESULTS.parent / "README.md"
@@ -37,6 +42,26 @@ TABLES.update(
         for optimizer in ("adam", "momentum")
     }
 )
+# The noise-scale study (notebooks/noise_scale_study.py): results/noise_scale_adaptive/
+# <schedule>/seed_<k>/, 6 epochs whose last 2 are the final phase of the hand-made schedules.
+TABLES["noise_scale_adaptive"] = (("noise_scale_adaptive",), "decay_lr", 2)
+# Name -> (folders under results/, reference schedule, target test accuracy in %): the time
+# to the target (`bsi_keras.cli.target_accuracy`). The study's target, 88.0 %, was chosen
+# before its runs: decay_lr's 5-seed mean final accuracy of the README's Fashion-MNIST momentum
+# comparison (88.50 %) minus 0.5 point (notebooks/noise_scale_study.py, TARGET_ACCURACY).
+TARGETS: dict[str, tuple[tuple[str, ...], str, float]] = {
+    "noise_scale_adaptive_target": (("noise_scale_adaptive",), "decay_lr", 88.0),
+}
+# Name -> (folders under results/, log.csv columns, digits): each column per epoch, the mean
+# +- std over seeds (`epoch_table`).
+EPOCH_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], int]] = {
+    "noise_scale_adaptive_epochs": (
+        ("noise_scale_adaptive",),
+        ("batch_size", "gns_b_simple", "gns_b_simple_raw"),
+        0,
+    ),
+    "noise_scale_mnist": (("noise_scale_mnist",), ("gns_b_simple", "gns_b_simple_raw"), 0),
+}
 # Name -> a Markdown table a command wrote under results/, included as it is.
 FILES: dict[str, str] = {
     "critical_batch_adam": "critical_batch_adam/critical_batch/critical_batch.md",
@@ -54,9 +79,59 @@ def table(name: str, results: Path = RESULTS) -> str:
     """
     if name in FILES:
         return (results / FILES[name]).read_text().strip()
+    if name in TARGETS:
+        folders, reference, target = TARGETS[name]
+        found = report.configurations([results / folder for folder in folders])
+        return target_table(found, target, reference).strip()
+    if name in EPOCH_TABLES:
+        folders, columns, digits = EPOCH_TABLES[name]
+        found = report.configurations([results / folder for folder in folders])
+        return epoch_table(found, columns, digits)
     folders, reference, last_k = TABLES[name]
     found = report.configurations([results / folder for folder in folders])
     return report.seed_tables(found, reference, last_k)
+
+
+def epoch_table(found: report.Configurations, columns: Sequence[str], digits: int = 0) -> str:
+    """``log.csv`` columns per epoch: the mean +- sample std over each configuration's seeds.
+
+    Args:
+        found: runs by configuration and seed (`bsi_keras.cli.report.configurations`).
+        columns: the ``log.csv`` columns, one row each per configuration.
+        digits: digits after the point.
+
+    Returns:
+        A Markdown table, a row per configuration and column, a column per epoch (the epochs
+        every seed finished; a blank cell where a seed logged no value).
+
+    Example:
+
+    >>> print(epoch_table({}, ["batch_size"]).splitlines()[0])
+    Mean +- sample standard deviation over seeds, per epoch:
+    """
+    logs = {key: [read_log(f / "log.csv") for f in runs.values()] for key, runs in found.items()}
+    epochs = min((len(log) for seeds in logs.values() for log in seeds), default=0)
+    header = ["run", "seeds", "log.csv column", *(f"epoch {e}" for e in range(1, epochs + 1))]
+    lines = [
+        "Mean +- sample standard deviation over seeds, per epoch:",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + " --- |" * len(header),
+    ]
+    for key, seeds in logs.items():
+        for column in columns:
+            cells = []
+            for epoch in range(epochs):
+                values = [float(log[epoch][column]) for log in seeds if log[epoch].get(column)]
+                if len(values) < len(seeds):  # a seed measured nothing in this epoch
+                    cells.append("")
+                    continue
+                mean, std = stats.mean_std(values)
+                spread = "n/a" if std != std else f"{std:.{digits}f}"
+                cells.append(f"{mean:.{digits}f} +- {spread}")
+            row = [key, " ".join(map(str, found[key])), column, *cells]
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
 
 
 def regenerate(text: str, results: Path = RESULTS) -> str:

@@ -12,6 +12,10 @@ of the mean test accuracy of the last ``--last_k`` epochs, of the updates and of
 and compile seconds; then, for each configuration with a sibling named ``--reference``
 (default decay_lr), the mean paired difference over the seeds both ran, with its 95 %
 t-interval (`bsi_keras.stats`), "unresolved" where the interval contains zero.
+
+``--target_accuracy PERCENT`` prints instead the time to that test accuracy per
+configuration: the first epoch of each seed that reached it, the updates, examples and
+seconds up to it, and their paired differences (`bsi_keras.cli.target_accuracy`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bsi_keras import stats
+from bsi_keras.cli.target_accuracy import target_table
 from bsi_keras.run_folder import read_log
 
 COLUMNS = (
@@ -322,11 +327,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--last_k", type=int, default=5, help="runs over seeds: epochs the last-k mean averages"
     )
+    parser.add_argument(
+        "--target_accuracy",
+        type=float,
+        default=None,
+        help="instead: the updates, examples and seconds to first reach this test accuracy (%%)",
+    )
     args = parser.parse_args(argv)
     if args.last_k < 1:
         parser.error(f"argument --last_k: must be >= 1, got {args.last_k}")
+    if args.target_accuracy is not None and not 0 < args.target_accuracy <= 100:
+        parser.error(f"argument --target_accuracy: must be in (0, 100], got {args.target_accuracy}")
     fmt = "csv" if args.csv else "markdown"
     try:
+        if args.target_accuracy is not None:
+            found = configurations(args.folders)
+            print(target_table(found, args.target_accuracy, args.reference, fmt), end="")
+            return 0
         if has_seeds(args.folders):
             found = configurations(args.folders)
             print(seed_tables(found, args.reference, args.last_k, fmt), end="")
