@@ -225,19 +225,22 @@ def milestone_label(runs: Sequence[Run], milestone: int) -> str:
         if milestone < len(batch):
             factors += [batch[milestone] / batch[milestone - 1], lr[milestone - 1] / lr[milestone]]
     factor = max(factors, default=1.0)
-    return f"x{factor:g} batch / LR / {factor:g}"
+    return f"x{factor:.3g} batch / LR / {factor:.3g}"
 
 
 def mark_milestones(runs: Sequence[Run], ax: Axes) -> None:
-    """Dotted lines between the epochs where a schedule steps, each labelled at the top."""
+    """Dotted lines between the epochs where a schedule steps, each labelled at the top (the
+    labels of consecutive epochs on alternate lines, so that they do not overlap)."""
     milestones = sorted({m for run in runs for m in run.milestones})
-    for milestone in milestones:
+    row = 0
+    for index, milestone in enumerate(milestones):
+        row = 1 - row if index and milestone - milestones[index - 1] == 1 else 0
         ax.axvline(milestone + 0.5, color="grey", linestyle=":", linewidth=1)
         ax.annotate(
             milestone_label(runs, milestone),
             (milestone + 0.5, 1.0),
             xycoords=("data", "axes fraction"),
-            xytext=(2, -4),
+            xytext=(2, -4 - 11 * row),
             textcoords="offset points",
             ha="left",
             va="top",
@@ -296,7 +299,14 @@ def plot_total_seconds(runs: Sequence[Run], ax: Axes) -> None:
         label="compile",
     )
     for x, (t, c, e) in enumerate(zip(train_mean, compile_mean, total_std)):
-        ax.text(x, t + c + e, f"{t:.1f} training\n+ {c:.1f} compile s", ha="center", va="bottom")
+        ax.text(
+            x,
+            t + c + e,
+            f"{t:.1f} training\n+ {c:.1f} compile s",
+            ha="center",
+            va="bottom",
+            fontsize="small",
+        )
     seeds = max(len(g) for g in groups.values())
     mean_of = f" (mean of {seeds} seeds)" if seeds > 1 else ""
     ax.set_ylabel(f"total seconds: training + compile{mean_of}")
@@ -421,30 +431,32 @@ def error_figure(
     return save(fig, path)
 
 
-def plot_noise_scale(runs: Sequence[Run], left: Axes, right: Axes) -> None:
-    """Per schedule (the seeds of a label): on ``left`` the batch size (solid) and the measured
-    ``B_simple`` (dashed, same colour; runs measured with ``--noise_scale_every``), on
-    ``right`` Smith's noise scale, each the mean with a +- std band over seeds, log scales."""
+def plot_noise_scale(runs: Sequence[Run], axes: Sequence[Axes]) -> None:
+    """Per schedule (the seeds of a label), against the epoch on three axes: the batch size,
+    the measured ``B_simple`` (runs measured with ``--noise_scale_every``: the epoch's ratio of
+    mean estimates, ``gns_b_simple_raw``, the least noisy value) and Smith's noise scale; each
+    the mean with a +- std band over seeds, on log scales (means <= 0 left out)."""
+    panels = [
+        ("batch_size", "batch size"),
+        ("gns_b_simple_raw", "measured B_simple (epoch's ratio of mean estimates)"),
+        ("noise_scale", "Smith's noise scale lr N / (B (1 - m))"),
+    ]
     for index, (label, group) in enumerate(group_runs(runs).items()):
-        line_style = {**style(label, index), "linestyle": "-"}
+        line_style = style(label, index)
         epochs = mean_std(group, "epoch")[0]
-        columns = [(left, "batch_size", "-", _legend_label(label, group))]
-        if group[0].rows and "gns_b_simple" in group[0].rows[0]:
-            columns.append((left, "gns_b_simple", "--", None))
-        columns.append((right, "noise_scale", "-", _legend_label(label, group)))
-        for ax, column, linestyle, legend in columns:
+        for ax, (column, _) in zip(axes, panels):
+            if not group[0].rows or column not in group[0].rows[0]:
+                continue
             mean, std = mean_std(group, column)
-            mean = np.where(mean > 0, mean, np.nan)  # a log axis: no estimate below zero
-            ax.plot(epochs, mean, label=legend, **{**line_style, "linestyle": linestyle})
+            mean = np.where(mean > 0, mean, np.nan)
+            ax.plot(epochs, mean, label=_legend_label(label, group), **line_style)
             if len(group) > 1:
                 low = np.maximum(mean - std, 0.1 * mean)  # floored: a log axis shows no <= 0
                 ax.fill_between(epochs, low, mean + std, color=line_style["color"], alpha=0.15)
-    left.plot([], [], color="grey", linestyle="--", label="measured B_simple")
-    left.set_ylabel("batch size / B_simple")
-    right.set_ylabel("Smith's noise scale lr N / (B (1 - m))")
-    for ax in (left, right):
+    for ax, (_, ylabel) in zip(axes, panels):
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize="small")
 
@@ -452,10 +464,11 @@ def plot_noise_scale(runs: Sequence[Run], left: Axes, right: Axes) -> None:
 def noise_scale_figure(
     folders: Sequence[str | os.PathLike], path: str | os.PathLike, title: str | None = None
 ) -> Path:
-    """Batch size against the measured noise scale, and Smith's noise scale, per epoch.
+    """Batch size, measured noise scale and Smith's noise scale per epoch, saved as a PNG.
 
-    The two panels of `plot_noise_scale`; the runs of one schedule (its seeds, labelled as
-    `load_runs` labels them) are drawn as their mean with a +- std band.
+    The three panels of `plot_noise_scale` (batch size and B_simple on a shared axis); the
+    runs of one schedule (its seeds, labelled as `load_runs` labels them) are drawn as their
+    mean with a +- std band.
 
     Args:
         folders: run folders.
@@ -466,8 +479,9 @@ def noise_scale_figure(
         The PNG's path.
     """
     runs = load_runs(folders)
-    fig, (left, right) = _pyplot().subplots(1, 2, figsize=(13, 5))
-    plot_noise_scale(runs, left, right)
+    fig, axes = _pyplot().subplots(1, 3, figsize=(18, 5.5))
+    axes[0].sharey(axes[1])
+    plot_noise_scale(runs, axes)
     fig.suptitle(title or _default_title(runs[0]))
     return save(fig, path)
 

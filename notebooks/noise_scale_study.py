@@ -85,7 +85,9 @@ FASHION, MNIST_SAMPLE = "noise_scale_adaptive", "noise_scale_mnist"
 # The README's tables of the study, by their name in results/tables.py.
 TABLES = (
     "noise_scale_adaptive",
+    "noise_scale_adaptive_vs_doubling",
     "noise_scale_adaptive_target",
+    "noise_scale_adaptive_target_vs_doubling",
     "noise_scale_adaptive_epochs",
     "noise_scale_mnist",
 )

@@ -82,7 +82,7 @@ def draw_noise_scale(results: Path = RESULTS, plots_dir: Path = PLOTS) -> list[P
         plots.comparison_figure(
             schedules,
             plots_dir / "noise_scale_comparison.png",
-            f"Fashion-MNIST, {setting}: adaptive against hand-made schedules",
+            f"Fashion-MNIST, {setting}: adaptive, hand-made schedules, the doubling control",
         ),
         plots.noise_scale_figure(
             mnist,

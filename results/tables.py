@@ -44,13 +44,16 @@ TABLES.update(
 )
 # The noise-scale study (notebooks/noise_scale_study.py): results/noise_scale_adaptive/
 # <schedule>/seed_<k>/, 6 epochs whose last 2 are the final phase of the hand-made schedules.
+# Paired against decay_lr and against the doubling control.
 TABLES["noise_scale_adaptive"] = (("noise_scale_adaptive",), "decay_lr", 2)
+TABLES["noise_scale_adaptive_vs_doubling"] = (("noise_scale_adaptive",), "doubling", 2)
 # Name -> (folders under results/, reference schedule, target test accuracy in %): the time
 # to the target (`bsi_keras.cli.target_accuracy`). The study's target, 88.0 %, was chosen
 # before its runs: decay_lr's 5-seed mean final accuracy of the README's Fashion-MNIST momentum
 # comparison (88.50 %) minus 0.5 point (notebooks/noise_scale_study.py, TARGET_ACCURACY).
 TARGETS: dict[str, tuple[tuple[str, ...], str, float]] = {
     "noise_scale_adaptive_target": (("noise_scale_adaptive",), "decay_lr", 88.0),
+    "noise_scale_adaptive_target_vs_doubling": (("noise_scale_adaptive",), "doubling", 88.0),
 }
 # Name -> (folders under results/, log.csv columns, digits): each column per epoch, the mean
 # +- std over seeds (`epoch_table`).
