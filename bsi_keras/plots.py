@@ -154,9 +154,16 @@ SCHEDULE_STYLES: dict[str, dict[str, Any]] = {
     "instant_bsi": {"color": "tab:pink", "marker": "*", "linestyle": "-", "markersize": 7},
     "seesaw": {"color": "tab:olive", "marker": "h", "linestyle": "-", "markersize": 6},
     # Variants the noise-scale study labels by their folder: the doubling control
-    # (increase_bs, x2 every epoch) and the adaptive rule at coefficient 0.25.
+    # (increase_bs, x2 every epoch), the adaptive rule at coefficient 0.25 and measured
+    # every update.
     "doubling": {"color": "black", "marker": "s", "linestyle": "--", "markersize": 5},
     "adaptive_0.25": {"color": "tab:cyan", "marker": "<", "linestyle": "-.", "markersize": 6},
+    "adaptive_every_update": {
+        "color": "goldenrod",
+        "marker": ">",
+        "linestyle": "-",
+        "markersize": 6,
+    },
 }
 OTHER_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
@@ -305,8 +312,11 @@ def plot_total_seconds(runs: Sequence[Run], ax: Axes) -> None:
             f"{t:.1f} training\n+ {c:.1f} compile s",
             ha="center",
             va="bottom",
-            fontsize="small",
+            fontsize="small" if len(labels) <= 4 else "x-small",
         )
+    if len(labels) > 4:  # long schedule names side by side would overlap
+        for tick in ax.get_xticklabels():
+            tick.set(rotation=30, horizontalalignment="right")
     seeds = max(len(g) for g in groups.values())
     mean_of = f" (mean of {seeds} seeds)" if seeds > 1 else ""
     ax.set_ylabel(f"total seconds: training + compile{mean_of}")

@@ -2,13 +2,15 @@
 
 Runs, into ``ROOT/noise_scale_adaptive/<schedule>/seed_<k>/``, on full Fashion-MNIST with
 the MNIST CNN (ghost batch 10; 6 epochs from batch 100, SGD with momentum 0.9 at LR 0.05, the
-noise scale measured every 10 updates in every run), seeds 0 to 4:
+noise scale measured every 10 updates unless said), seeds 0 to 4:
 
 - ``decay_lr`` and ``increase_bs``: factor 5 at epochs 2 and 4;
 - ``doubling``: the control, a fixed geometric schedule that doubles the batch every epoch
   (100, 200, ..., 3,200: 1,182 updates), ``increase_bs`` with factor 2 at epochs 1 to 5;
 - ``adaptive``: the batch after each epoch is the measured B_simple (at most x5 per epoch);
-- ``adaptive_0.25``: the same with coefficient 0.25.
+- ``adaptive_0.25``: the same with coefficient 0.25;
+- ``adaptive_every_update``: coefficient 1, the noise scale measured every update (the
+  adaptive schedule's default), so that its average spans several measurements.
 
 The schedules of one seed share initial weights and data order (paired). Then, into
 ``ROOT/noise_scale_mnist/constant/seed_<k>/``, a constant batch of 100 on the bundled MNIST sample,
@@ -51,19 +53,22 @@ COMMON = [
     "100",
     "--lr",
     "0.05",
-    "--noise_scale_every",
-    "10",
     "--verbose",
     "0",
 ]
+MEASURED = ["--noise_scale_every", "10"]
 MILESTONES = ["--factor", "5", "--milestones", *(["1", "2"] if QUICK else ["2", "4"])]
 EVERY_EPOCH = ["--factor", "2", "--milestones", *map(str, range(1, EPOCHS))]
+ADAPTIVE = ["--schedule", "adaptive", "--factor", "5"]
 RUNS = {
-    "decay_lr": [*COMMON, "--schedule", "decay_lr", *MILESTONES],
-    "increase_bs": [*COMMON, "--schedule", "increase_bs", *MILESTONES],
-    "doubling": [*COMMON, "--schedule", "increase_bs", *EVERY_EPOCH],
-    "adaptive": [*COMMON, "--schedule", "adaptive", "--factor", "5"],
-    "adaptive_0.25": [*COMMON, "--schedule", "adaptive", "--factor", "5", "--coefficient", "0.25"],
+    "decay_lr": [*COMMON, *MEASURED, "--schedule", "decay_lr", *MILESTONES],
+    "increase_bs": [*COMMON, *MEASURED, "--schedule", "increase_bs", *MILESTONES],
+    "doubling": [*COMMON, *MEASURED, "--schedule", "increase_bs", *EVERY_EPOCH],
+    "adaptive": [*COMMON, *MEASURED, *ADAPTIVE],
+    "adaptive_0.25": [*COMMON, *MEASURED, *ADAPTIVE, "--coefficient", "0.25"],
+    # The adaptive rule on its default measurement, every update: a window of 2,000 examples
+    # then averages 20 measurements at batch 100 (2 at every 10 updates).
+    "adaptive_every_update": [*COMMON, "--noise_scale_every", "1", *ADAPTIVE],
 }
 MNIST = [
     "--dataset",
