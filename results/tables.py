@@ -14,12 +14,14 @@ tables rather than typing numbers; ``tests/test_results.py`` fails when they dif
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bsi_keras.cli import report
+from bsi_keras import stats
+from bsi_keras.cli import recipes, report
 
 RESULTS = Path(__file__).parent
 README = RESULTS.parent / "README.md"
@@ -37,9 +39,18 @@ TABLES.update(
         for optimizer in ("adam", "momentum")
     }
 )
+# Seed 002's nine experiments as they ran (`python -m bsi_keras.sweep keras_reproduction`),
+# results/mnist_form_a/seed_<k>/keras_reproduction/<optimizer>/<schedule>/: each schedule
+# against its optimizer's decay_lr; the runs end with a phase of 2 epochs.
+TABLES["mnist_form_a"] = (("mnist_form_a",), "decay_lr", 2)
 # Name -> a Markdown table a command wrote under results/, included as it is.
 FILES: dict[str, str] = {
     "critical_batch_adam": "critical_batch_adam/critical_batch/critical_batch.md",
+}
+# Name -> (folder under results/ of a keras_reproduction sweep, the JSON of seed 002's own
+# numbers beside which its table puts them).
+BESIDE_ORIGINAL: dict[str, tuple[str, str]] = {
+    "mnist_form_a_original": ("mnist_form_a", "mnist_form_a/original.json"),
 }
 BLOCK = re.compile(r"(<!-- results-table: (\w+) -->\n)(.*?)(<!-- /results-table -->)", re.S)
 
@@ -54,9 +65,57 @@ def table(name: str, results: Path = RESULTS) -> str:
     """
     if name in FILES:
         return (results / FILES[name]).read_text().strip()
+    if name in BESIDE_ORIGINAL:
+        folder, original = BESIDE_ORIGINAL[name]
+        return beside_original(results / folder, results / original)
     folders, reference, last_k = TABLES[name]
     found = report.configurations([results / folder for folder in folders])
     return report.seed_tables(found, reference, last_k)
+
+
+def beside_original(folder: Path, original: Path) -> str:
+    """Each keras_reproduction run's final test accuracy over seeds beside seed 002's own.
+
+    Args:
+        folder: the sweep's root (``folder/seed_<k>/keras_reproduction/<run>/``).
+        original: the JSON of the original's runs: per run, a label and the final accuracy
+            of each experiment it holds (``sgd/decay_lr``, ...), the diverged ones named in
+            ``diverged``, figures read off marked ``approximate``.
+    """
+    found = report.configurations([folder])
+    by_run = {key.split("/", 2)[2]: runs for key, runs in found.items()}
+    sources = json.loads(original.read_text())["runs"].values()
+    stored = [s for s in sources if not s.get("approximate")]
+    header = ["exp", "run", "batch @ LR, epochs 1-2 / 3-4 / 5-6", "this repo: mean +- std (%)"]
+    header += [s["label"] + (" (read off, %)" if s.get("approximate") else " (%)") for s in sources]
+    header.append(f"spread of {', '.join(s['label'].split(' (')[0] for s in stored)} (points)")
+    lines = [_row(header), "|" + " --- |" * len(header)]
+    for index, (name, _, _) in enumerate(recipes.KERAS_REPRODUCTION_RUNS, start=1):
+        runs = by_run.get(name, {})
+        cells = [str(index), name, "", "not run"]
+        if runs:
+            config = json.loads((next(iter(runs.values())) / "config.json").read_text())
+            phases = config["schedule"]["phases"]
+            cells[2] = " / ".join(f"{p['batch_size']} @ {p['lr']:g}" for p in phases)
+            accuracy = [report.run_metrics(f, 1)["test accuracy (%)"] for f in runs.values()]
+            mean, std = stats.mean_std(accuracy)
+            cells[3] = f"{mean:.2f} +- {std:.2f} ({len(accuracy)} seeds)"
+        for source in sources:
+            value = source["final_val_accuracy"].get(name)
+            digits = 1 if source.get("approximate") else 2
+            text = "" if value is None else f"{100 * value:.{digits}f}"
+            cells.append(f"{text} (diverged)" if name in source.get("diverged", ()) else text)
+        both = [
+            s["final_val_accuracy"].get(name) for s in stored if name not in s.get("diverged", ())
+        ]
+        both = [value for value in both if value is not None]
+        cells.append(f"{100 * (max(both) - min(both)):.2f}" if len(both) == len(stored) else "")
+        lines.append(_row(cells))
+    return "\n".join(lines) + "\n"
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 def regenerate(text: str, results: Path = RESULTS) -> str:
