@@ -43,6 +43,8 @@ TABLES.update(
 # results/mnist_form_a/seed_<k>/keras_reproduction/<optimizer>/<schedule>/: each schedule
 # against its optimizer's decay_lr; the runs end with a phase of 2 epochs.
 TABLES["mnist_form_a"] = (("mnist_form_a",), "decay_lr", 2)
+# Its SGD decay_lr and increase_bs again with bsi_keras's mnist_cnn (batch-norm momentum 0.9).
+TABLES["mnist_form_a_bn09"] = (("mnist_form_a_bn09",), "decay_lr", 2)
 # Name -> a Markdown table a command wrote under results/, included as it is.
 FILES: dict[str, str] = {
     "critical_batch_adam": "critical_batch_adam/critical_batch/critical_batch.md",
