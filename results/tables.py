@@ -6,8 +6,9 @@ Each table sits in README.md between ``<!-- results-table: NAME -->`` and
 mean averages. The table is `bsi_keras.cli.report.seed_tables` of those folders, the text
 ``python -m bsi_keras.report FOLDERS --reference R --last_k K`` prints. An entry of `TARGETS`
 is the time to a target accuracy (``--target_accuracy``), one of `EPOCH_TABLES` log columns
-per epoch over seeds (`epoch_table`), one of `FILES` a table a command wrote. Rewrite the README's
-tables rather than typing numbers; ``tests/test_results.py`` fails when they differ.
+per epoch over seeds (`epoch_table`), one of `FILES` a table a command wrote, one of
+`BESIDE_ORIGINAL` seed 002's runs beside the original's. Rewrite the README's tables rather
+than typing numbers; ``tests/test_results.py`` fails when they differ.
 
     python results/tables.py            # rewrite README.md's tables
     python results/tables.py --check    # exit 1 when one differs from its logs
@@ -16,13 +17,14 @@ tables rather than typing numbers; ``tests/test_results.py`` fails when they dif
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from bsi_keras import stats
-from bsi_keras.cli import report
+from bsi_keras.cli import recipes, report
 from bsi_keras.cli.target_accuracy import target_table
 from bsi_keras.run_folder import read_log
 
@@ -42,6 +44,12 @@ TABLES.update(
         for optimizer in ("adam", "momentum")
     }
 )
+# Seed 002's nine experiments as they ran (`python -m bsi_keras.sweep keras_reproduction`),
+# results/mnist_form_a/seed_<k>/keras_reproduction/<optimizer>/<schedule>/: each schedule
+# against its optimizer's decay_lr; the runs end with a phase of 2 epochs.
+TABLES["mnist_form_a"] = (("mnist_form_a",), "decay_lr", 2)
+# Its SGD decay_lr and increase_bs again with bsi_keras's mnist_cnn (batch-norm momentum 0.9).
+TABLES["mnist_form_a_bn09"] = (("mnist_form_a_bn09",), "decay_lr", 2)
 # The noise-scale study (notebooks/noise_scale_study.py): results/noise_scale_adaptive/
 # <schedule>/seed_<k>/, 6 epochs whose last 2 are the final phase of the hand-made schedules.
 # Paired against decay_lr and against the doubling control.
@@ -50,7 +58,7 @@ TABLES["noise_scale_adaptive_vs_doubling"] = (("noise_scale_adaptive",), "doubli
 # Name -> (folders under results/, reference schedule, target test accuracy in %): the time
 # to the target (`bsi_keras.cli.target_accuracy`). The study's target, 88.0 %, was chosen
 # before its runs: decay_lr's 5-seed mean final accuracy of the README's Fashion-MNIST momentum
-# comparison (88.50 %) minus 0.5 point (notebooks/noise_scale_study.py, TARGET_ACCURACY).
+# comparison (88.50 %) minus 0.5 point.
 TARGETS: dict[str, tuple[tuple[str, ...], str, float]] = {
     "noise_scale_adaptive_target": (("noise_scale_adaptive",), "decay_lr", 88.0),
     "noise_scale_adaptive_target_vs_doubling": (("noise_scale_adaptive",), "doubling", 88.0),
@@ -68,6 +76,11 @@ EPOCH_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], int]] = {
 # Name -> a Markdown table a command wrote under results/, included as it is.
 FILES: dict[str, str] = {
     "critical_batch_adam": "critical_batch_adam/critical_batch/critical_batch.md",
+}
+# Name -> (folder under results/ of a keras_reproduction sweep, the JSON of seed 002's own
+# numbers beside which its table puts them).
+BESIDE_ORIGINAL: dict[str, tuple[str, str]] = {
+    "mnist_form_a_original": ("mnist_form_a", "mnist_form_a/original.json"),
 }
 BLOCK = re.compile(r"(<!-- results-table: (\w+) -->\n)(.*?)(<!-- /results-table -->)", re.S)
 
@@ -90,6 +103,9 @@ def table(name: str, results: Path = RESULTS) -> str:
         folders, columns, digits = EPOCH_TABLES[name]
         found = report.configurations([results / folder for folder in folders])
         return epoch_table(found, columns, digits)
+    if name in BESIDE_ORIGINAL:
+        folder, original = BESIDE_ORIGINAL[name]
+        return beside_original(results / folder, results / original)
     folders, reference, last_k = TABLES[name]
     found = report.configurations([results / folder for folder in folders])
     return report.seed_tables(found, reference, last_k)
@@ -118,7 +134,7 @@ def epoch_table(found: report.Configurations, columns: Sequence[str], digits: in
     lines = [
         "Mean +- sample standard deviation over seeds, per epoch:",
         "",
-        "| " + " | ".join(header) + " |",
+        _row(header),
         "|" + " --- |" * len(header),
     ]
     for key, seeds in logs.items():
@@ -132,9 +148,53 @@ def epoch_table(found: report.Configurations, columns: Sequence[str], digits: in
                 mean, std = stats.mean_std(values)
                 spread = "n/a" if std != std else f"{std:.{digits}f}"
                 cells.append(f"{mean:.{digits}f} +- {spread}")
-            row = [key, " ".join(map(str, found[key])), column, *cells]
-            lines.append("| " + " | ".join(row) + " |")
+            lines.append(_row([key, " ".join(map(str, found[key])), column, *cells]))
     return "\n".join(lines)
+
+
+def beside_original(folder: Path, original: Path) -> str:
+    """Each keras_reproduction run's final test accuracy over seeds beside seed 002's own.
+
+    Args:
+        folder: the sweep's root (``folder/seed_<k>/keras_reproduction/<run>/``).
+        original: the JSON of the original's runs: per run, a label and the final accuracy
+            of each experiment it holds (``sgd/decay_lr``, ...), the diverged ones named in
+            ``diverged``, figures read off marked ``approximate``.
+    """
+    found = report.configurations([folder])
+    by_run = {key.split("/", 2)[2]: runs for key, runs in found.items()}
+    sources = json.loads(original.read_text())["runs"].values()
+    stored = [s for s in sources if not s.get("approximate")]
+    header = ["exp", "run", "batch @ LR, epochs 1-2 / 3-4 / 5-6", "this repo: mean +- std (%)"]
+    header += [s["label"] + (" (read off, %)" if s.get("approximate") else " (%)") for s in sources]
+    header.append(f"spread of {', '.join(s['label'].split(' (')[0] for s in stored)} (points)")
+    lines = [_row(header), "|" + " --- |" * len(header)]
+    for index, (name, _, _) in enumerate(recipes.KERAS_REPRODUCTION_RUNS, start=1):
+        runs = by_run.get(name, {})
+        cells = [str(index), name, "", "not run"]
+        if runs:
+            config = json.loads((next(iter(runs.values())) / "config.json").read_text())
+            phases = config["schedule"]["phases"]
+            cells[2] = " / ".join(f"{p['batch_size']} @ {p['lr']:g}" for p in phases)
+            accuracy = [report.run_metrics(f, 1)["test accuracy (%)"] for f in runs.values()]
+            mean, std = stats.mean_std(accuracy)
+            cells[3] = f"{mean:.2f} +- {std:.2f} ({len(accuracy)} seeds)"
+        for source in sources:
+            value = source["final_val_accuracy"].get(name)
+            digits = 1 if source.get("approximate") else 2
+            text = "" if value is None else f"{100 * value:.{digits}f}"
+            cells.append(f"{text} (diverged)" if name in source.get("diverged", ()) else text)
+        both = [
+            s["final_val_accuracy"].get(name) for s in stored if name not in s.get("diverged", ())
+        ]
+        both = [value for value in both if value is not None]
+        cells.append(f"{100 * (max(both) - min(both)):.2f}" if len(both) == len(stored) else "")
+        lines.append(_row(cells))
+    return "\n".join(lines) + "\n"
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 def regenerate(text: str, results: Path = RESULTS) -> str:

@@ -172,7 +172,7 @@ def run_sweep(
             if code is not None and code >= 128:  # the driver stopped the run on a signal
                 received.append(code - 128)
             if received:
-                done = {path.name for path in ended}
+                done = {path.relative_to(folder).as_posix() for path in ended}
                 raise SweepStopped(received[0], [n for n in specs if n not in done])
         if ended:
             write_summary(ended, folder)
