@@ -139,7 +139,7 @@ RESULTS = {
                 "background_seconds": spread(0.0),
             },
         },
-        "phase_change_compile_background_over_at_first_batch": spread(0.05),
+        "phase_change_compile_background_over_at_first_batch": spread(0.5),
         "wall_background_over_at_first_batch": spread(0.9),
     },
 }
@@ -160,7 +160,7 @@ def test_table_has_a_row_per_figure_in_benchmark_order(tmp_path):
     assert "0.45x" in lines[6] and "0.70x" in lines[6]
     assert "training alone 0.40x (0.60x), compile 30 s vs 10 s" in lines[6]
     assert "batch 32 -> 64 -> 128 (3 epochs each)" in lines[7]
-    assert "0.05x (0.04 to 0.06): 0.5 s vs 10.0 s, the background thread 9.0 s" in lines[7]
+    assert "0.50x (0.45 to 0.55): 0.5 s vs 10.0 s, the background thread 9.0 s" in lines[7]
 
 
 def test_measured_on_names_the_cpu_and_keeps_a_row_per_machine_kind(tmp_path):

@@ -81,8 +81,7 @@ class CompileAhead:
         if target is None:
             return
         shape = self.shapes[target]
-        steps = sum(-(-size // shape) for size in self.run.plan.batch_sizes(self.batches[target]))
-        function = self.multi_step.function_for(steps)
+        function = self.multi_step.function_for(self.run.steps(self.batches[target]))
         if function is None:  # TensorFlow: that train function is made by its first fit
             return
         model, resized = self.run.model, ahead_of_time.with_batch(signature, shape)

@@ -59,6 +59,12 @@ class Run:
             return None
         return min(batch_size, self.step_options.max_physical_batch)
 
+    def steps(self, batch_size: int) -> int:
+        """Train steps of an epoch at ``batch_size``: its batches, or their micro-batches."""
+        sizes = self.plan.batch_sizes(batch_size)
+        physical = self.physical_batch(batch_size)
+        return len(sizes) if physical is None else sum(-(-size // physical) for size in sizes)
+
 
 def train(run: Run, state: RunState) -> keras.callbacks.History:
     """Resume from ``run.checkpoint_dir`` if a checkpoint is there, then train to the end."""
@@ -152,7 +158,7 @@ def run_epoch(
         inputs = run.feed.epoch(state.seed, epoch, setting.batch_size, plan)
     else:  # the steps are the micro-batches
         inputs = run.feed.micro_batches(state.seed, epoch, setting.batch_size, plan, physical)
-        sizes = [physical] * sum(-(-size // physical) for size in sizes)
+        sizes = [physical] * run.steps(setting.batch_size)
     outer.set_params({"verbose": run.verbose, "epochs": run.schedule.epochs, "steps": len(sizes)})
     epoch_bridge = bridge.Bridge(outer, steps=len(sizes))
     updates_before = _updates(model)

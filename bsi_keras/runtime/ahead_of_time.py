@@ -57,7 +57,7 @@ def signature_of(arguments: tuple) -> tuple:
     Example:
 
     >>> import numpy as np
-    >>> signature_of((np.zeros((4, 2), "float32"), None))[0].shape
+    >>> tuple(signature_of((np.zeros((4, 2), "float32"), None))[0].shape)
     (4, 2)
     """
     if keras.backend.backend() == "jax":
