@@ -63,7 +63,13 @@ ENDED = ("finished", "stopped", "diverged")
 LEFTOVERS = (".lock", ".write_test", "config.json.tmp")
 # Columns of the machine and the process rather than of the training: a resumed run compiles
 # its steps again, and seconds are never the same twice.
-TIMING_COLUMNS = ("epoch_seconds", "compile_seconds", "train_traces")
+TIMING_COLUMNS = (
+    "epoch_seconds",
+    "compile_seconds",
+    "train_traces",
+    "ahead_traces",
+    "ahead_compile_seconds",
+)
 
 
 class RunFolderError(RuntimeError):

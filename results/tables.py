@@ -4,11 +4,12 @@ Each table sits in README.md between ``<!-- results-table: NAME -->`` and
 ``<!-- /results-table -->``; NAME is an entry of `TABLES`: the run folders it reads (under
 ``results/``), the reference schedule of its paired differences and the epochs its last-k
 mean averages. The table is `bsi_keras.cli.report.seed_tables` of those folders, the text
-``python -m bsi_keras.report FOLDERS --reference R --last_k K`` prints. An entry of `TARGETS`
-is the time to a target accuracy (``--target_accuracy``), one of `EPOCH_TABLES` log columns
-per epoch over seeds (`epoch_table`), one of `FILES` a table a command wrote, one of
-`BESIDE_ORIGINAL` seed 002's runs beside the original's. Rewrite the README's tables rather
-than typing numbers; ``tests/test_results.py`` fails when they differ.
+``python -m bsi_keras.report FOLDERS --reference R --last_k K`` prints. An entry of `VARIANTS`
+is the same runs made two ways and paired across them, one of `TARGETS` the time to a target
+accuracy (``--target_accuracy``), one of `EPOCH_TABLES` log columns per epoch over seeds
+(`epoch_table`), one of `FILES` a table a command wrote, one of `BESIDE_ORIGINAL` seed 002's
+runs beside the original's. Rewrite the README's tables rather than typing numbers;
+``tests/test_results.py`` fails when they differ.
 
     python results/tables.py            # rewrite README.md's tables
     python results/tables.py --check    # exit 1 when one differs from its logs
@@ -73,6 +74,17 @@ EPOCH_TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...], int]] = {
     ),
     "noise_scale_mnist": (("noise_scale_mnist",), ("gns_b_simple", "gns_b_simple_raw"), 0),
 }
+# Name -> (variant -> folder under results/, reference variant, last k epochs): the same
+# schedules and seeds run two ways, each schedule's runs paired seed by seed across the
+# variants (the table's configurations are ``<schedule>/<variant>``).
+VARIANTS: dict[str, tuple[dict[str, str], str, int]] = {
+    # Micro-batches of 300 (batch 500 = 300 + 200 real and 100 padding) against whole batches.
+    "fashion_mnist_padded_momentum": (
+        {"padded": "fashion_mnist_padded/momentum", "whole": "fashion_mnist/momentum"},
+        "whole",
+        2,
+    ),
+}
 # Name -> a Markdown table a command wrote under results/, included as it is.
 FILES: dict[str, str] = {
     "critical_batch_adam": "critical_batch_adam/critical_batch/critical_batch.md",
@@ -106,6 +118,9 @@ def table(name: str, results: Path = RESULTS) -> str:
     if name in BESIDE_ORIGINAL:
         folder, original = BESIDE_ORIGINAL[name]
         return beside_original(results / folder, results / original)
+    if name in VARIANTS:
+        variants, reference, last_k = VARIANTS[name]
+        return report.seed_tables(_by_variant(variants, results), reference, last_k)
     folders, reference, last_k = TABLES[name]
     found = report.configurations([results / folder for folder in folders])
     return report.seed_tables(found, reference, last_k)
@@ -197,11 +212,20 @@ def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _by_variant(variants: dict[str, str], results: Path) -> report.Configurations:
+    """The runs of every variant's folder as ``<schedule>/<variant>`` configurations."""
+    found: report.Configurations = {}
+    for variant, folder in variants.items():
+        for key, runs in report.configurations([results / folder]).items():
+            found[f"{key.rpartition('/')[2]}/{variant}"] = runs
+    return found
+
+
 def regenerate(text: str, results: Path = RESULTS) -> str:
     """``text`` with every marked table replaced by the one its logs give.
 
     Raises:
-        KeyError: a marker names no entry of `TABLES`.
+        KeyError: a marker names no entry of `TABLES`, `VARIANTS` or `FILES`.
     """
     return BLOCK.sub(lambda m: f"{m[1]}\n{table(m[2], results)}\n{m[4]}", text)
 
