@@ -191,3 +191,13 @@ def test_each_process_feeds_its_share_of_every_batch():
 def test_two_processes_on_another_backend_are_refused_by_name():
     with pytest.raises(ValueError, match="2 processes need the jax backend, not"):
         join_cluster(Cluster("127.0.0.1:1", 2, 0))
+
+
+def test_the_launcher_refuses_bad_arguments_by_name(capsys):
+    for argv, message in (
+        (["--nproc", "0", "--", "--epochs", "2"], "argument --nproc: must be at least 1, got 0"),
+        (["--nproc", "2"], "the run's flags go after --"),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            launch.main(argv)
+        assert exited.value.code == 2 and message in capsys.readouterr().err

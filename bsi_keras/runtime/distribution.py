@@ -141,21 +141,23 @@ class Cluster:
         >>> Cluster.from_environment({})
         Cluster(coordinator=None, num_processes=1, process_id=0)
         """
-        master = (
-            f"{environ['MASTER_ADDR']}:{environ.get('MASTER_PORT', '')}"
-            if "MASTER_ADDR" in environ
-            else None
-        )
+        master = None
+        if "MASTER_ADDR" in environ:
+            master = f"{environ['MASTER_ADDR']}:{environ.get('MASTER_PORT', '')}"
+        # Keras's list of addresses starts with the coordinator's.
+        keras_coordinator = environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES", "").split(",")[0]
         for count, index, coordinator in (
-            ("KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID", None),
+            (
+                "KERAS_DISTRIBUTION_NUM_PROCESSES",
+                "KERAS_DISTRIBUTION_PROCESS_ID",
+                keras_coordinator,
+            ),
             ("WORLD_SIZE", "RANK", master),
-            ("SLURM_NTASKS", "SLURM_PROCID", master),
-        ):
             # SLURM's tasks are one cluster only where MASTER_ADDR says so (they may be
             # independent runs, such as the workers of a sweep).
-            if count in environ and (master or not count.startswith("SLURM")):
-                if coordinator is None and count.startswith("KERAS"):
-                    coordinator = environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES", "").split(",")[0]
+            ("SLURM_NTASKS", "SLURM_PROCID", master) if master else ("", "", None),
+        ):
+            if count in environ:
                 return cls._checked(environ, count, index, coordinator or None)
         return cls()
 
@@ -294,7 +296,7 @@ def process_folder(run_dir: str | os.PathLike, resume: bool) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="bsi_keras_process_") as scratch:
         copy = Path(scratch) / Path(run_dir).name
-        if resume:  # the files of run_dir, without its locks, snapshots and logs
+        if resume:  # run_dir's files but its locks, snapshots and TensorBoard logs
             shutil.copytree(
                 run_dir, copy, ignore=shutil.ignore_patterns(".*", "weights", "tensorboard")
             )
