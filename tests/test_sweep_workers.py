@@ -95,7 +95,7 @@ def test_two_workers_run_every_run_once_and_take_over_a_killed_ones(tmp_path):
         resumptions = run.read_config().get("resumptions", [])
         assert len(resumptions) == (name == killed)  # only the killed worker's run resumed
         assert not (run.path / CLAIM_NAME).exists() and not (run.path / LOCK_NAME).exists()
-    assert f"{killed}: taking over the claim of process {first.pid}" in output_b
+    assert f"{folder / killed}: taking over the claim of process {first.pid}" in output_b
     assert output_b.count("summary and figure in") == 1
     assert set(RUNS) <= set((folder / "summary.md").read_text().split())
 

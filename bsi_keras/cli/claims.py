@@ -96,7 +96,7 @@ def claim(run_folder: Path) -> FolderLock | None:
     if lock.taken_over:
         owner = lock.taken_over
         print(
-            f"{run_folder.name}: taking over the claim of process {owner.get('pid')} on "
+            f"{run_folder}: taking over the claim of process {owner.get('pid')} on "
             f"{owner.get('host')}, which is gone"
         )
         run_lock = run_folder / LOCK_NAME
