@@ -144,3 +144,34 @@ def test_a_shard_lists_and_drains_every_nth_run(capsys):
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["hybrid"]
     shards = [[i for i in range(7) if claims.in_shard(i, (k, 3))] for k in range(3)]
     assert shards == [[0, 3, 6], [1, 4], [2, 5]]
+
+
+def ended_run(folder, name):
+    from bsi_keras.run_folder import LEADING_COLUMNS
+
+    run = folder / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"schedule": {"name": name}}))
+    summary = {"status": "finished", "epochs_finished": 1, "final_val_accuracy": 0.5,
+               "total_updates": 4, "train_seconds": 1.0, "compile_seconds": 0.1}  # fmt: skip
+    (run / "summary.json").write_text(json.dumps(summary))
+    row = {c: "1" for c in LEADING_COLUMNS} | {"batch_size": "10", "val_accuracy": "0.5"}
+    (run / "log.csv").write_text(",".join(row) + "\n" + ",".join(row.values()) + "\n")
+
+
+def test_the_summary_is_written_once_by_whoever_finds_every_run_ended(tmp_path, capsys):
+    folder = tmp_path / "sweep"
+    ended_run(folder, "a")
+    sweep._summarize_if_all_ended(folder, ["a", "b"], settled=set())
+    assert "left to the worker that ends the last run" in capsys.readouterr().out
+    assert not (folder / "summary.csv").exists()
+    ended_run(folder, "b")
+    with FolderLock(folder):  # another worker is writing it
+        sweep._summarize_if_all_ended(folder, ["a", "b"], settled=set())
+    assert "another worker writes the summary" in capsys.readouterr().out
+    sweep._summarize_if_all_ended(folder, ["a", "b"], settled=set())
+    assert "summary and figure in" in capsys.readouterr().out
+    written = (folder / "summary.csv").stat().st_mtime_ns
+    sweep._summarize_if_all_ended(folder, ["a", "b", "refused"], settled={"refused"})
+    assert "is up to date" in capsys.readouterr().out
+    assert (folder / "summary.csv").stat().st_mtime_ns == written
