@@ -7,7 +7,12 @@ For each optimizer of the Fashion-MNIST comparison: ``Plots/fashion_mnist_compar
 seeds with a +- std band) and ``Plots/fashion_mnist_wallclock_<opt>.png`` (test error against
 wall-clock seconds). For each optimizer of the Seesaw study (``results/seesaw_<opt>/``):
 ``Plots/seesaw_comparison_<opt>.png``, the same four panels for decay_lr, increase_bs and
-seesaw. The SAM study's ``Plots/sam_validation_lr.png`` and ``Plots/sam_seeds.png``, from
+seesaw. For the noise-scale study (``results/noise_scale_adaptive/<schedule>/seed_<k>/`` and
+``results/noise_scale_mnist/constant/seed_<k>/``, `draw_noise_scale`):
+``Plots/noise_scale_schedules.png`` (batch size, measured B_simple and Smith's noise scale
+per epoch), ``Plots/noise_scale_comparison.png`` (the four panels) and
+``Plots/noise_scale_mnist.png`` (B_simple on the MNIST sample), means with +- std bands.
+The SAM study's ``Plots/sam_validation_lr.png`` and ``Plots/sam_seeds.png``, from
 ``results/sam_study/``, are ``notebooks/sam_study.py``'s `figures` (`draw_sam_study`).
 """
 
@@ -64,6 +69,31 @@ def draw_seesaw(optimizer: str) -> Path:
     return plots.save(fig, PLOTS / f"seesaw_comparison_{optimizer}.png")
 
 
+def draw_noise_scale(results: Path = RESULTS, plots_dir: Path = PLOTS) -> list[Path]:
+    """Draw the noise-scale study's three figures from ``results`` into ``plots_dir``."""
+    schedules = report.run_folders([results / "noise_scale_adaptive"])
+    mnist = report.run_folders([results / "noise_scale_mnist"])
+    seeds = len({folder.name for folder in schedules})
+    setting = f"MNIST CNN, SGD momentum 0.9, LR 0.05: {seeds} seeds"
+    return [
+        plots.noise_scale_figure(
+            schedules,
+            plots_dir / "noise_scale_schedules.png",
+            f"Fashion-MNIST, {setting}: batch size, measured B_simple, Smith's noise scale",
+        ),
+        plots.comparison_figure(
+            schedules,
+            plots_dir / "noise_scale_comparison.png",
+            f"Fashion-MNIST, {setting}: adaptive, hand-made schedules, the doubling control",
+        ),
+        plots.noise_scale_figure(
+            mnist,
+            plots_dir / "noise_scale_mnist.png",
+            f"MNIST sample, constant batch 100, {len(mnist)} seeds: measured B_simple",
+        ),
+    ]
+
+
 def draw_sam_study() -> list[Path]:
     """Draw the SAM study's figures from ``results/sam_study``; return their paths."""
     import importlib.util
@@ -82,6 +112,9 @@ if __name__ == "__main__":
                 print(path)
         if (RESULTS / f"seesaw_{name}").is_dir():
             print(draw_seesaw(name))
+    if (RESULTS / "noise_scale_adaptive").is_dir():
+        for path in draw_noise_scale():
+            print(path)
     if (RESULTS / "sam_study").is_dir():
         for path in draw_sam_study():
             print(path)

@@ -54,7 +54,8 @@ def test_mnist_schedules_notebook():
     notebook = execute("mnist_schedules.ipynb")
     text = outputs_text(notebook)
     assert "finished" in text and "increase_bs" in text
-    assert len(images(notebook)) == 7  # four optimizers in (a), three in (b)
+    assert "keras_reproduction" in text and "run A (4b3a0c6" in text
+    assert len(images(notebook)) == 6  # three optimizers in (a), three in (b)
 
 
 @pytest.mark.notebook

@@ -433,7 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     _switch(
         r,
         "--distribute",
-        help="data-parallel over every local device (global batch sizes; JAX or TensorFlow)",
+        help="data-parallel over every device, of every process on JAX (global batch sizes; "
+        "JAX or TensorFlow; see the README's Scale section)",
     )
     r.add_argument(
         "--checkpoint_every",

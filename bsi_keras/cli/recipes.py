@@ -239,6 +239,44 @@ def sam_study_final(tuning: Overrides) -> Overrides:
     return {**tuning, "num_train": train, "validation_examples": None}
 
 
+# Seed 002's nine experiments (JCDetwiler/batch-size-mnist, `experiments.ipynb`) as they
+# ran in tf.keras 1.15 (REFERENCES.md, section 6): full MNIST, 6 epochs in steps of 2 from
+# batch 100, factor 5; the model with BatchNormalization's default momentum 0.99. Optimizer
+# family -> (its flags, the initial LR of decay_lr, increase_bs and hybrid). Its "Adam" runs
+# are Nadam: decay_lr on the SGD schedule (0.15), the two others at tf.keras 1.15's Nadam
+# default 0.001 (`optimizer_v2/nadam.py`; Keras 2.2.4's standalone Nadam had 0.002). Its
+# momentum runs: momentum 0.1, the decay_lr one with Nesterov. hybrid steps the LR once, at
+# the second milestone: the notebook's second `fit` restarts its scheduler's epoch count.
+KERAS_REPRODUCTION: Overrides = {
+    "dataset": "mnist",
+    "model": "mnist_cnn_keras2",
+    "epochs": 6,
+    "batch_size": 100,
+    "milestones": [2, 4],
+    "factor": 5.0,
+}
+# Experiments 1 to 9 in the notebook's order: (optimizer family/schedule, optimizer flags,
+# initial LR).
+KERAS_REPRODUCTION_RUNS: tuple[tuple[str, Overrides, float], ...] = (
+    ("sgd/decay_lr", {"optimizer": "sgd"}, 0.15),
+    ("sgd/increase_bs", {"optimizer": "sgd"}, 0.07),
+    ("sgd/hybrid", {"optimizer": "sgd"}, 0.05),
+    ("nadam/decay_lr", {"optimizer": "nadam"}, 0.15),
+    ("nadam/increase_bs", {"optimizer": "nadam"}, 0.001),
+    ("nadam/hybrid", {"optimizer": "nadam"}, 0.001),
+    ("momentum/decay_lr", {"optimizer": "nesterov", "momentum": 0.1}, 0.15),
+    ("momentum/increase_bs", {"optimizer": "momentum", "momentum": 0.1}, 0.07),
+    ("momentum/hybrid", {"optimizer": "momentum", "momentum": 0.1}, 0.05),
+)
+
+
+def _keras_reproduction() -> list[Run]:
+    return [
+        (name, {**KERAS_REPRODUCTION, **optimizer, "schedule": name.split("/")[1], "lr": lr})
+        for name, optimizer, lr in KERAS_REPRODUCTION_RUNS
+    ]
+
+
 RECIPES: dict[str, Callable[[], list[Run]]] = {
     "fixed_lr": _fixed_lr,
     "fixed_tuned": _fixed_tuned,
@@ -251,6 +289,7 @@ RECIPES: dict[str, Callable[[], list[Run]]] = {
     "scaling_grid": _scaling_grid,
     "bsi_224": _bsi_224,
     "sam_study": sam_study_runs,
+    "keras_reproduction": _keras_reproduction,
 }
 
 

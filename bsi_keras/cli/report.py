@@ -13,6 +13,10 @@ and compile seconds; then, for each configuration with a sibling named ``--refer
 (default decay_lr), the mean paired difference over the seeds both ran, with its 95 %
 t-interval (`bsi_keras.stats`), "unresolved" where the interval contains zero.
 ``--train_accuracy`` adds the final epoch's training accuracy (`TRAIN_ACCURACY`).
+
+``--target_accuracy PERCENT`` prints instead the time to that test accuracy per
+configuration: the first epoch of each seed that reached it, the updates, examples and
+seconds up to it, and their paired differences (`bsi_keras.cli.target_accuracy`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bsi_keras import stats
+from bsi_keras.cli.target_accuracy import target_table
 from bsi_keras.run_folder import read_log
 
 COLUMNS = (
@@ -352,11 +357,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="runs over seeds: add the final epoch's training accuracy",
     )
+    parser.add_argument(
+        "--target_accuracy",
+        type=float,
+        default=None,
+        help="instead: the updates, examples and seconds to first reach this test accuracy (%%)",
+    )
     args = parser.parse_args(argv)
     if args.last_k < 1:
         parser.error(f"argument --last_k: must be >= 1, got {args.last_k}")
+    if args.target_accuracy is not None and not 0 < args.target_accuracy <= 100:
+        parser.error(f"argument --target_accuracy: must be in (0, 100], got {args.target_accuracy}")
     fmt = "csv" if args.csv else "markdown"
     try:
+        if args.target_accuracy is not None:
+            found = configurations(args.folders)
+            print(target_table(found, args.target_accuracy, args.reference, fmt), end="")
+            return 0
         if has_seeds(args.folders):
             found = configurations(args.folders)
             text = seed_tables(found, args.reference, args.last_k, fmt, args.train_accuracy)
