@@ -72,3 +72,23 @@ def test_a_run_trains_on_the_rest_and_logs_the_held_out_accuracy(tmp_path, capsy
     model = load_solution(folder, 2)
     _, accuracy = model.evaluate(held_out.x_train[300:], held_out.y_train[300:], verbose=0)
     assert summary["final_val_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+
+
+def test_the_sam_study_tunes_on_validation_and_tests_on_the_same_training_images():
+    from bsi_keras.cli import recipes, sweep
+
+    runs = dict(recipes.sam_study_runs())
+    for flags in runs.values():
+        tuning, final = sweep.run_spec(flags), sweep.run_spec(recipes.sam_study_final(flags))
+        assert (tuning.model.validation_examples, final.model.validation_examples) == (5000, None)
+        assert tuning.model.train_size() == final.model.train_size() == 15_000
+        assert (tuning.schedule, tuning.optimizer) == (final.schedule, final.optimizer)
+        large = tuning.schedule.batch_size == 2048
+        assert tuning.schedule.warmup_epochs == (2.0 if large else 0.0)
+    # Plain SGD twice as long: as many gradient evaluations as SAM's two per update.
+    sgd_2x, sam = (
+        sweep.run_spec(runs[n]) for n in ("sgd_2x_b2048_lr0.1", "sam_rho0.05_b2048_lr0.1")
+    )
+    assert (
+        sgd_2x.schedule.epochs == 2 * sam.schedule.epochs and sam.optimizer.name == "sam_momentum"
+    )
