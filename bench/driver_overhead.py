@@ -16,10 +16,14 @@ its multi-step train function within a run only, so its warm run traces that one
 Compile time = cold - warm (on a shared machine this difference drowns in noise; the
 driver's own estimate, from its log, is reported too). The overhead is driver / plain - 1
 per round, cold (compile included) and warm; the goal is at most 3 % of wall time.
+``--max_physical_batch P`` runs the driver's batches as micro-batches of ``P`` accumulated
+into each update (`bsi_keras.train_step.accumulate`; one compiled shape), against the same
+plain ``model.fit`` calls on whole batches.
 
-    python bench/driver_overhead.py [--rounds 3]
+    python bench/driver_overhead.py [--rounds 3] [--max_physical_batch 100]
 
-Writes ``bench/results/driver_overhead.json``.
+Writes ``bench/results/driver_overhead.json`` (``driver_overhead_physical_batch.json``
+with a physical batch).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import numpy as np
 import bsi_keras
 from bsi_keras import schedules
 from bsi_keras.optimizers import SGD
+from bsi_keras.train_step import StepOptions
 
 SCHEDULE = schedules.increase_bs(6, 100, 0.01, milestones=[2, 4], factor=5)
 
@@ -55,10 +60,18 @@ def compiled_model() -> keras.Model:
     return model
 
 
-def through_driver(model: keras.Model, x: np.ndarray, y: np.ndarray, seed: int) -> float:
-    """Train the schedule with `bsi_keras.fit`; return the compile seconds it logged."""
-    history = bsi_keras.fit(model, x, y, schedule=SCHEDULE, verbose=0, seed=seed)
-    return float(np.sum(history.history["compile_seconds"]))
+def through_driver(physical: int | None) -> Callable[..., float]:
+    """Train the schedule with `bsi_keras.fit` (micro-batches of ``physical`` if set); the
+    compile seconds it logged."""
+    options = StepOptions(max_physical_batch=physical) if physical else None
+
+    def train(model: keras.Model, x: np.ndarray, y: np.ndarray, seed: int) -> float:
+        history = bsi_keras.fit(
+            model, x, y, schedule=SCHEDULE, verbose=0, seed=seed, step_options=options
+        )
+        return float(np.sum(history.history["compile_seconds"]))
+
+    return train
 
 
 def through_plain_fit(model: keras.Model, x: np.ndarray, y: np.ndarray, seed: int) -> None:
@@ -90,9 +103,11 @@ def cold_and_warm(train: Callable[..., Any], x: np.ndarray, y: np.ndarray, seed:
     return seconds
 
 
-def measure(x: np.ndarray, y: np.ndarray, rounds: int) -> dict[str, Any]:
+def measure(
+    x: np.ndarray, y: np.ndarray, rounds: int, physical: int | None = None
+) -> dict[str, Any]:
     """Cold and warm times of both contenders over ``rounds`` rounds, and the overheads."""
-    contenders = {"driver": through_driver, "plain": through_plain_fit}
+    contenders = {"driver": through_driver(physical), "plain": through_plain_fit}
     results: dict[str, list[dict]] = {name: [] for name in contenders}
     for index in range(rounds):
         names = list(contenders)[:: -1 if index % 2 else 1]
@@ -132,9 +147,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--num_train", type=int, default=None, help="default: all 60,000")
+    parser.add_argument("--max_physical_batch", type=int, default=None)
     args = parser.parse_args(argv)
     data = bsi_keras.load_dataset("fashion_mnist", num_train=args.num_train, num_test=1)
-    result = measure(data.x_train, data.y_train, args.rounds)
+    result = measure(data.x_train, data.y_train, args.rounds, args.max_physical_batch)
     cold, warm = result["overhead_cold"], result["overhead_warm"]
     compiled = result["compile_seconds"]
     print(
@@ -145,9 +161,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{common.fmt(compiled['driver_logged'])}"
     )
     path = common.write_result(
-        "driver_overhead",
+        "driver_overhead" + ("_physical_batch" if args.max_physical_batch else ""),
         {
             "backend": keras.backend.backend(),
+            "max_physical_batch": args.max_physical_batch,
             "dataset": "fashion_mnist",
             "train_examples": len(data.x_train),
             "model": "mnist_cnn",

@@ -24,8 +24,11 @@ HEADER = (
 )
 Row = tuple[str, str, str, str]  # benchmark, setting, result, goal
 # gpu_wrn_bfloat16.json is a gpu_wrn result, payoff_drop_remainder.json and
-# payoff_mnist_sample.json (the CPU mode) payoff ones
-VARIANT_SUFFIX = re.compile(r"(_mnist_sample)?(_b?float16)?(_drop_remainder)?$")
+# payoff_mnist_sample.json (the CPU mode) payoff ones, driver_overhead_physical_batch.json
+# a driver_overhead one, background_compile_jax.json a background_compile one
+VARIANT_SUFFIX = re.compile(
+    r"(_mnist_sample)?(_b?float16)?(_drop_remainder)?(_physical_batch)?(_jax|_tensorflow)?$"
+)
 
 
 def spread(summary: dict[str, float], digits: int = 2, scale: float = 1.0, unit: str = "") -> str:
@@ -39,9 +42,12 @@ def driver_overhead(result: dict[str, Any]) -> Iterator[Row]:
     phases = " -> ".join(str(p["batch_size"]) for p in result["schedule"]["phases"])
     setting = f"{sum(p['epochs'] for p in result['schedule']['phases'])} epochs, batch {phases}"
     compiled = result["compile_seconds"]
+    physical = result.get("max_physical_batch")
+    accumulated = f", driver: micro-batches of {physical} accumulated" if physical else ""
     yield (
         "schedule driver overhead over plain `model.fit`",
-        f"{setting}, {result['train_examples']:,} {result['dataset']} images, {result['model']}",
+        f"{setting}, {result['train_examples']:,} {result['dataset']} images, {result['model']}"
+        + accumulated,
         f"{spread(result['overhead_cold'], 1, 100, ' %')} of wall time incl. compile; "
         f"{spread(result['overhead_warm'], 1, 100, ' %')} warm (all traced); the driver "
         f"logged {spread(compiled['driver_logged'], 1, unit=' s')} of compile",
@@ -117,6 +123,27 @@ def payoff(result: dict[str, Any]) -> Iterator[Row]:
     )
 
 
+def background_compile(result: dict[str, Any]) -> Iterator[Row]:
+    """The phase changes' compile seconds with the next shape compiled in the background."""
+    phases = " -> ".join(str(batch) for _, batch in result["schedule"])
+    epochs = result["schedule"][0][0]
+    variants = result["variants"]
+    background, first_batch = variants["background"], variants["at_first_batch"]
+    yield (
+        "compile seconds at the phase changes, next shape compiled in the background / at "
+        "its first batch",
+        f"{result['model']}, batch {phases} ({epochs} epoch{'s' * (epochs != 1)} each), "
+        f"micro-batches of at most {result['max_physical_batch']}, "
+        f"{result['train_examples']:,} {result['dataset']} images",
+        f"{spread(result['phase_change_compile_background_over_at_first_batch'], unit='x')}: "
+        f"{background['phase_change_compile_seconds']['median']:.1f} s vs "
+        f"{first_batch['phase_change_compile_seconds']['median']:.1f} s, the background "
+        f"thread {background['background_seconds']['median']:.1f} s; whole run "
+        f"{spread(result['wall_background_over_at_first_batch'], unit='x')}",
+        "the phase change waits for no compilation",
+    )
+
+
 def _median(result: dict[str, Any], schedule: str, key: str) -> float:
     return result["schedules"][schedule][key]["median"]
 
@@ -132,6 +159,7 @@ BENCHMARKS: dict[str, Callable[[dict[str, Any]], Iterator[Row]]] = {
     "epoch_time_vs_batch": epoch_time_vs_batch,
     "gpu_wrn": gpu_wrn,
     "payoff": payoff,
+    "background_compile": background_compile,
 }
 
 

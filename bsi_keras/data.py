@@ -95,10 +95,11 @@ class DataFileError(DatasetUnavailable, ValueError):
 
 
 class SubsetTooLarge(ValueError):
-    """``num_train`` or ``num_test`` asks for more examples than the data holds.
+    """``num_train``, ``num_test`` or ``validation_examples`` asks for more examples than the
+    data holds.
 
     Attributes:
-        param: ``"num_train"`` or ``"num_test"``.
+        param: ``"num_train"``, ``"num_test"`` or ``"validation_examples"``.
     """
 
     def __init__(self, param: str, message: str):
@@ -540,6 +541,47 @@ def _subset(dataset: Dataset, num_train: int | None, num_test: int | None) -> Da
         notes={
             **dataset.notes,
             "subset": f"first {num_train or 'all'} train, {num_test or 'all'} test",
+        },
+    )
+
+
+def hold_out_validation(dataset: Dataset, examples: int) -> Dataset:
+    """The dataset with its last ``examples`` training examples as the evaluation set.
+
+    The held-out examples take the test set's place (``x_test`` / ``y_test``), so that a run
+    evaluates, logs (``val_accuracy``) and summarizes them, and the test set is dropped: a
+    learning rate chosen on these numbers has never seen it. The training set keeps its first
+    ``len(x_train) - examples`` examples, the same for every run of one ``examples``.
+
+    Args:
+        dataset: the dataset (after any ``num_train`` subset).
+        examples: the validation examples, at least 1 and fewer than the training examples.
+
+    Raises:
+        SubsetTooLarge: ``examples`` out of that range (``param`` ``"validation_examples"``).
+
+    Example:
+
+    >>> ds = hold_out_validation(load_dataset("mnist_sample"), 500)
+    >>> len(ds.x_train), len(ds.x_test), ds.notes["evaluation"]
+    (3500, 500, 'validation: the last 500 of 4000 training examples; test set not used')
+    """
+    available = len(dataset.x_train)
+    if not 1 <= examples < available:
+        raise SubsetTooLarge(
+            "validation_examples", f"must be between 1 and {available - 1}, got {examples}"
+        )
+    kept = available - examples
+    return dataclasses.replace(
+        dataset,
+        x_train=dataset.x_train[:kept],
+        y_train=dataset.y_train[:kept],
+        x_test=dataset.x_train[kept:],
+        y_test=dataset.y_train[kept:],
+        notes={
+            **dataset.notes,
+            "evaluation": f"validation: the last {examples} of {available} training examples; "
+            "test set not used",
         },
     )
 

@@ -3,7 +3,9 @@
 `train` is what the command line and the notebooks call: it compiles the model, creates
 (or reopens, to resume) the run folder, runs `bsi_keras.driver.fit` with the run folder's
 log and checkpoint, and writes ``summary.json`` however the run ends. The run folder is
-locked (`bsi_keras.locks.FolderLock`) while it trains: a second process is refused.
+locked (`bsi_keras.locks.FolderLock`) while it trains: a second process is refused. Of
+several processes training one run together, process 0 writes the run folder
+(`bsi_keras.runtime.distribution.process_folder`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from bsi_keras.data import Dataset
 from bsi_keras.driver import TrainingInterrupted, fit
 from bsi_keras.locks import FolderLock
 from bsi_keras.run_folder import RunFolder, RunFolderError
+from bsi_keras.runtime.distribution import process_folder
 from bsi_keras.schedules import BaseSchedule
 
 
@@ -84,25 +87,27 @@ def train(
     ('finished', 4)
     """
     model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics))
-    try:
-        lock = FolderLock(run_dir).acquire()
-    except OSError as error:
-        raise RunFolderError(f"cannot use {run_dir} as a run folder: {error}") from error
-    with lock:
-        folder = _open_folder(run_dir, resume, model, dataset, schedule, seed, config)
-        return _train_locked(
-            model,
-            dataset,
-            schedule,
-            folder,
-            seed,
-            callbacks,
-            tensorboard,
-            save_every_epoch,
-            verbose,
-            resume,
-            fit_options,
-        )
+    # Of several processes training together, process 0 alone writes run_dir.
+    with process_folder(run_dir, resume) as run_dir:
+        try:
+            lock = FolderLock(run_dir).acquire()
+        except OSError as error:
+            raise RunFolderError(f"cannot use {run_dir} as a run folder: {error}") from error
+        with lock:
+            folder = _open_folder(run_dir, resume, model, dataset, schedule, seed, config)
+            return _train_locked(
+                model,
+                dataset,
+                schedule,
+                folder,
+                seed,
+                callbacks,
+                tensorboard,
+                save_every_epoch,
+                verbose,
+                resume,
+                fit_options,
+            )
 
 
 def _train_locked(

@@ -16,6 +16,7 @@ style table (a colour and marker per schedule) and its readers of run folders an
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -73,12 +74,18 @@ def load_run(path: str | os.PathLike, label: str | None = None) -> Run:
 
 
 def load_runs(folders: Sequence[str | os.PathLike]) -> list[Run]:
-    """Read run folders, labelled by schedule unless two share one (then by folder name)."""
+    """Read run folders, labelled by schedule unless two share one (then by folder name, a
+    seed's folder ``seed_<k>`` by its parent's: ``NAME/seed_<k>`` is a seed of ``NAME``)."""
     runs = [load_run(f) for f in folders]
     labels = [run.label for run in runs]
     return [
-        replace(run, label=run.path.name) if labels.count(run.label) > 1 else run for run in runs
+        replace(run, label=_folder_label(run.path)) if labels.count(run.label) > 1 else run
+        for run in runs
     ]
+
+
+def _folder_label(path: Path) -> str:
+    return path.parent.name if re.fullmatch(r"seed_\d+", path.name) else path.name
 
 
 def _pyplot() -> ModuleType:
@@ -146,6 +153,17 @@ SCHEDULE_STYLES: dict[str, dict[str, Any]] = {
     "fast_bsi": {"color": "tab:brown", "marker": "X", "linestyle": "-", "markersize": 6},
     "instant_bsi": {"color": "tab:pink", "marker": "*", "linestyle": "-", "markersize": 7},
     "seesaw": {"color": "tab:olive", "marker": "h", "linestyle": "-", "markersize": 6},
+    # Variants the noise-scale study labels by their folder: the doubling control
+    # (increase_bs, x2 every epoch), the adaptive rule at coefficient 0.25 and measured
+    # every update.
+    "doubling": {"color": "black", "marker": "s", "linestyle": "--", "markersize": 5},
+    "adaptive_0.25": {"color": "tab:cyan", "marker": "<", "linestyle": "-.", "markersize": 6},
+    "adaptive_every_update": {
+        "color": "goldenrod",
+        "marker": ">",
+        "linestyle": "-",
+        "markersize": 6,
+    },
 }
 OTHER_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
@@ -214,19 +232,22 @@ def milestone_label(runs: Sequence[Run], milestone: int) -> str:
         if milestone < len(batch):
             factors += [batch[milestone] / batch[milestone - 1], lr[milestone - 1] / lr[milestone]]
     factor = max(factors, default=1.0)
-    return f"x{factor:g} batch / LR / {factor:g}"
+    return f"x{factor:.3g} batch / LR / {factor:.3g}"
 
 
 def mark_milestones(runs: Sequence[Run], ax: Axes) -> None:
-    """Dotted lines between the epochs where a schedule steps, each labelled at the top."""
+    """Dotted lines between the epochs where a schedule steps, each labelled at the top (the
+    labels of consecutive epochs on alternate lines, so that they do not overlap)."""
     milestones = sorted({m for run in runs for m in run.milestones})
-    for milestone in milestones:
+    row = 0
+    for index, milestone in enumerate(milestones):
+        row = 1 - row if index and milestone - milestones[index - 1] == 1 else 0
         ax.axvline(milestone + 0.5, color="grey", linestyle=":", linewidth=1)
         ax.annotate(
             milestone_label(runs, milestone),
             (milestone + 0.5, 1.0),
             xycoords=("data", "axes fraction"),
-            xytext=(2, -4),
+            xytext=(2, -4 - 11 * row),
             textcoords="offset points",
             ha="left",
             va="top",
@@ -285,7 +306,17 @@ def plot_total_seconds(runs: Sequence[Run], ax: Axes) -> None:
         label="compile",
     )
     for x, (t, c, e) in enumerate(zip(train_mean, compile_mean, total_std)):
-        ax.text(x, t + c + e, f"{t:.1f} training\n+ {c:.1f} compile s", ha="center", va="bottom")
+        ax.text(
+            x,
+            t + c + e,
+            f"{t:.1f} training\n+ {c:.1f} compile s",
+            ha="center",
+            va="bottom",
+            fontsize="small" if len(labels) <= 4 else "x-small",
+        )
+    if len(labels) > 4:  # long schedule names side by side would overlap
+        for tick in ax.get_xticklabels():
+            tick.set(rotation=30, horizontalalignment="right")
     seeds = max(len(g) for g in groups.values())
     mean_of = f" (mean of {seeds} seeds)" if seeds > 1 else ""
     ax.set_ylabel(f"total seconds: training + compile{mean_of}")
@@ -410,14 +441,44 @@ def error_figure(
     return save(fig, path)
 
 
+def plot_noise_scale(runs: Sequence[Run], axes: Sequence[Axes]) -> None:
+    """Per schedule (the seeds of a label), against the epoch on three axes: the batch size,
+    the measured ``B_simple`` (runs measured with ``--noise_scale_every``: the epoch's ratio of
+    mean estimates, ``gns_b_simple_raw``, the least noisy value) and Smith's noise scale; each
+    the mean with a +- std band over seeds, on log scales (means <= 0 left out)."""
+    panels = [
+        ("batch_size", "batch size"),
+        ("gns_b_simple_raw", "measured B_simple (epoch's ratio of mean estimates)"),
+        ("noise_scale", "Smith's noise scale lr N / (B (1 - m))"),
+    ]
+    for index, (label, group) in enumerate(group_runs(runs).items()):
+        line_style = style(label, index)
+        epochs = mean_std(group, "epoch")[0]
+        for ax, (column, _) in zip(axes, panels):
+            if not group[0].rows or column not in group[0].rows[0]:
+                continue
+            mean, std = mean_std(group, column)
+            mean = np.where(mean > 0, mean, np.nan)
+            ax.plot(epochs, mean, label=_legend_label(label, group), **line_style)
+            if len(group) > 1:
+                low = np.maximum(mean - std, 0.1 * mean)  # floored: a log axis shows no <= 0
+                ax.fill_between(epochs, low, mean + std, color=line_style["color"], alpha=0.15)
+    for ax, (_, ylabel) in zip(axes, panels):
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="small")
+
+
 def noise_scale_figure(
     folders: Sequence[str | os.PathLike], path: str | os.PathLike, title: str | None = None
 ) -> Path:
-    """Batch size against the measured noise scale, and Smith's noise scale, per epoch.
+    """Batch size, measured noise scale and Smith's noise scale per epoch, saved as a PNG.
 
-    Left: each run's batch size (solid) and its measured simple noise scale ``B_simple``
-    (dashed, same colour; runs measured with ``--noise_scale_every``) on a log scale. Right:
-    Smith et al.'s SGD noise scale ``lr N / (B (1 - momentum))`` of every run.
+    The three panels of `plot_noise_scale` (batch size and B_simple on a shared axis); the
+    runs of one schedule (its seeds, labelled as `load_runs` labels them) are drawn as their
+    mean with a +- std band.
 
     Args:
         folders: run folders.
@@ -427,26 +488,10 @@ def noise_scale_figure(
     Returns:
         The PNG's path.
     """
-    runs = [load_run(f) for f in folders]
-    fig, (left, right) = _pyplot().subplots(1, 2, figsize=(13, 5))
-    for index, run in enumerate(runs):
-        line_style = {**style(run.label, index), "linestyle": "-"}
-        epochs = run.column("epoch")
-        left.plot(epochs, run.column("batch_size"), label=run.path.name, **line_style)
-        if run.rows and "gns_b_simple" in run.rows[0]:
-            measured = np.where(run.column("gns_b_simple") > 0, run.column("gns_b_simple"), np.nan)
-            left.plot(epochs, measured, color=line_style["color"], linestyle="--")
-        right.plot(epochs, run.column("noise_scale"), label=run.path.name, **line_style)
-    left.plot([], [], color="grey", linestyle="--", label="measured B_simple")
-    left.set_yscale("log")
-    left.set_xlabel("epoch")
-    left.set_ylabel("batch size / B_simple")
-    right.set_yscale("log")
-    right.set_xlabel("epoch")
-    right.set_ylabel("Smith's noise scale lr N / (B (1 - m))")
-    for ax in (left, right):
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize="small")
+    runs = load_runs(folders)
+    fig, axes = _pyplot().subplots(1, 3, figsize=(18, 5.5))
+    axes[0].sharey(axes[1])
+    plot_noise_scale(runs, axes)
     fig.suptitle(title or _default_title(runs[0]))
     return save(fig, path)
 

@@ -10,7 +10,8 @@ Layout:
 - ``weights/epoch_NNN.keras``: per-epoch `.keras` snapshots of the model where asked
   (``save_every_epoch``); run folders written before them hold ``epoch_NNN.weights.h5``;
 - ``tensorboard/``: TensorBoard logs where asked;
-- ``.lock``: while a process writes the folder (`bsi_keras.locks.FolderLock`).
+- ``.lock``: while a process writes the folder (`bsi_keras.locks.FolderLock`);
+- ``.claim``: while a sweep worker owns the run (`bsi_keras.cli.claims`).
 
 `RunFolder` is the one place that spells these names: readers (plots, reports, analysis,
 studies, benchmarks) ask it for paths instead of joining strings.
@@ -58,12 +59,20 @@ LEADING_COLUMNS = (
 )
 # Statuses a resume would not change (a diverged run diverges again from its checkpoint).
 ENDED = ("finished", "stopped", "diverged")
+# The sweep worker's claim of a run (`bsi_keras.cli.claims`).
+CLAIM_NAME = ".claim"
 # Files a run leaves behind before its config.json exists (a kill during its creation): a
 # folder holding only these may be started again.
-LEFTOVERS = (".lock", ".write_test", "config.json.tmp")
+LEFTOVERS = (".lock", CLAIM_NAME, ".write_test", "config.json.tmp")
 # Columns of the machine and the process rather than of the training: a resumed run compiles
 # its steps again, and seconds are never the same twice.
-TIMING_COLUMNS = ("epoch_seconds", "compile_seconds", "train_traces")
+TIMING_COLUMNS = (
+    "epoch_seconds",
+    "compile_seconds",
+    "train_traces",
+    "ahead_traces",
+    "ahead_compile_seconds",
+)
 
 
 class RunFolderError(RuntimeError):

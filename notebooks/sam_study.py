@@ -1,23 +1,37 @@
-"""The SAM study (issue 5): run the Fashion-MNIST part, measure sharpness, draw the figures.
+"""The SAM study (issue 16): does SAM close the large-batch gap once the large batch is tuned?
 
-Runs the ``fashion_*`` runs of the ``sam_study`` sweep recipe (`bsi_keras.sweep`) at a size
-that fits a 2-core CPU, adds Keskar's sharpness of every final solution
-(`bsi_keras.analysis.sharpness`, written to ``sharpness.json`` in the run folder), and draws
-the study's four figures and its table. ``notebooks/sam_study.ipynb`` calls the same
-functions. Finished runs are skipped when the script runs again.
+Two stages, both sweeps (`bsi_keras.sweep`) that skip finished runs when run again:
 
-    python notebooks/sam_study.py                 # the study as reported in the README
-    python notebooks/sam_study.py --quick         # a tiny version (seconds)
+1. Tuning, seed 0: the ``sam_study`` recipe (`bsi_keras.cli.recipes.sam_study_runs`), every
+   method on its LR grid (SAM also on a rho grid), trained on the first 15,000 Fashion-MNIST
+   training images and evaluated on the next 5,000 (``--validation_examples``), never on the
+   test set. `choose` takes, per method, the run with the best final validation accuracy.
+2. Test, seeds 0-4: each method at its chosen settings (`bsi_keras.cli.recipes.sam_study_final`:
+   the same 15,000 training images, the whole test set), the methods of one seed sharing
+   initial weights and data order.
+3. A stability check, seeds 0-4: each batch-2,048 method at half its chosen LR (its best
+   validation run there, `half_lr_choice`), since the chosen LR lay next to divergence.
+
+`export` copies each run's ``config.json``, ``log.csv`` and ``summary.json`` to
+``results/sam_study/`` (``tuning/<run>/``, ``seeds/seed_<k>/<method>/``,
+``seeds_half_lr/seed_<k>/<method>/``); the README's tables
+are ``python -m bsi_keras.report results/sam_study/seeds --reference sgd_b2048
+--train_accuracy`` (`results/tables.py`) and `figures` draws ``Plots/sam_*.png`` from there.
+
+    python notebooks/sam_study.py                 # run (or finish) the study, export, draw
+    python notebooks/sam_study.py --quick         # a tiny version on the MNIST sample
+    python notebooks/sam_study.py --draw_only     # only the figures, from results/sam_study
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
-import statistics
+import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,416 +41,403 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
 
-from bsi_keras.cli import RunSpec, recipes, sweep
-from bsi_keras.optimizers import split_name
+from bsi_keras import plots, stats
+from bsi_keras.cli import recipes, sweep
 from bsi_keras.run_folder import RunFolder
 
 RECIPE = "sam_study"
-# The CPU-sized Fashion-MNIST study: the first 20,000 training images, the whole test set,
-# 10 epochs (the recipe's 20 epochs on 60,000 images is for a faster machine).
-STUDY_ARGS = ["--num_train", "20000", "--num_test", "10000", "--epochs", "10"]
-# The tiny version: eight runs on the bundled MNIST sample, 2 epochs.
-QUICK_ARGS = ["--num_train", "2100", "--num_test", "500", "--epochs", "2"]
-QUICK_RUNS = (
-    "fashion_momentum_b32_lr0.0025",
-    "fashion_momentum_b2048_lr0.16",
-    "fashion_momentum_b2048_lr0.04",
-    "fashion_sam_momentum_b2048_lr0.04",
-    "fashion_asam_momentum_b2048_lr0.04",
-    "fashion_adam_b32_lr0.00025",
-    "fashion_adam_b2048_lr0.001",
-    "fashion_sam_adam_b2048_lr0.001",
-)
-SHARPNESS = {"examples": 2000, "epsilon": 1e-3, "max_iterations": 10}
-QUICK_SHARPNESS = {"examples": 200, "epsilon": 1e-3, "max_iterations": 2}
-ORDER = ("momentum", "sam_momentum", "asam_momentum", "sam_momentum_m128", "adam", "sam_adam")
+FINAL = "sam_study_final"  # registered by `run_study` from the chosen settings
+HALF = "sam_study_half_lr"  # the same, at half the chosen LR
+# The test stages' recipes and the folders of their runs under results/sam_study.
+STAGES = {FINAL: "seeds", HALF: "seeds_half_lr"}
+QUICK = "sam_study_quick"
+SEEDS = (0, 1, 2, 3, 4)
+QUICK_SEEDS = (0, 1)
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "results" / "sam_study"
+# The tiny version: the MNIST sample's 4,000 training images (the last 1,000 the validation
+# split), 2 epochs, two LRs at batch 2,048 and one rho.
+QUICK_DATA = {**recipes.SAM_STUDY_DATA, "dataset": "mnist_sample", "num_train": 4000}
+QUICK_DATA["validation_examples"] = 1000
+# The methods of the test stage, in the figures' order; SAM's rho is chosen with its LR.
+METHODS = ("sgd_b128", "sgd_b2048", "sgd_2x_b2048", "sam_b2048")
+RUN_FILES = ("config.json", "log.csv", "summary.json")
 
 
-def fashion_runs() -> list[str]:
-    """The names of the recipe's Fashion-MNIST runs.
+def quick_runs() -> list[recipes.Run]:
+    """The tiny version's tuning runs.
 
-    >>> len(fashion_runs()), fashion_runs()[0]
-    (64, 'fashion_momentum_b32_lr0.0025')
+    >>> [name for name, _ in quick_runs()][:3]
+    ['sgd_b128_lr0.05', 'sgd_b2048_lr0.1', 'sgd_b2048_lr0.2']
     """
-    return [name for name, _ in sweep.RECIPES[RECIPE]() if name.startswith("fashion_")]
+    runs = recipes.sam_study_runs(epochs=2, small_lrs=(0.05,), large_lrs=(0.1, 0.2), rhos=(0.05,))
+    return [(name, {**flags, **QUICK_DATA}) for name, flags in runs]
 
 
-def run_study(root: str | os.PathLike, quick: bool = False) -> Path:
-    """Run (or finish) the Fashion-MNIST runs, then measure every solution's sharpness.
+def method_of(run_name: str) -> str:
+    """The test-stage method a tuning run belongs to (every rho of SAM is one method).
 
-    Args:
-        root: the sweeps folder; the runs go to ``root/sam_study/<run>``.
-        quick: the tiny version (`QUICK_RUNS` on the bundled MNIST sample).
-
-    Returns:
-        The study folder ``root/sam_study``.
+    >>> method_of("sam_rho0.05_b2048_lr0.2"), method_of("sgd_2x_b2048_lr0.4")
+    ('sam_b2048', 'sgd_2x_b2048')
     """
-    folder = Path(root) / RECIPE
-    # The sweep would resume a diverged run, which would only diverge again.
-    names = [n for n in (QUICK_RUNS if quick else fashion_runs()) if not _diverged(folder / n)]
-    extra = [*(QUICK_ARGS if quick else STUDY_ARGS), "--verbose", "0"]
-    dataset = "mnist_sample" if quick else None
-    sweep.run_sweep(RECIPE, root, dataset=dataset, extra=extra, only=names)
-    for run in sorted(p for p in folder.iterdir() if RunFolder(p).summary_path.is_file()):
-        measure_sharpness(run, **(QUICK_SHARPNESS if quick else SHARPNESS))
-    return folder
+    label = run_name.rsplit("_lr", 1)[0]
+    return "sam_b2048" if label.startswith("sam_rho") else label
 
 
-def _spec(run: Path) -> RunSpec:
-    """The run spec a run folder of the study records."""
-    return RunSpec.from_run_config(RunFolder(run).read_config(), str(run))
-
-
-def _diverged(run: Path) -> bool:
-    folder = RunFolder(run)
-    return folder.summary_path.is_file() and folder.read_summary()["status"] == "diverged"
-
-
-def measure_sharpness(
-    run: Path, examples: int, epsilon: float, max_iterations: int
-) -> float | None:
-    """Keskar's sharpness of a finished run's final weights, cached in ``sharpness.json``.
-
-    Full space, the box ``epsilon``, ``max_iterations`` of L-BFGS-B, the loss over the first
-    ``examples`` training examples in inference mode (see `bsi_keras.analysis.sharpness`).
-
-    Returns:
-        The sharpness in percent, or None for a run that did not finish or kept no
-        per-epoch weights (``--saveState``).
-    """
-    cache = run / "sharpness.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())["value"]
-    folder = RunFolder(run)
-    summary = folder.read_summary()
-    if summary["status"] != "finished" or not folder.weights_dir.is_dir():
-        return None
-    from bsi_keras.analysis import load_solution, sharpness
-    from bsi_keras.data import load_dataset
-
-    model = _spec(run).model
-    data = load_dataset(model.dataset, model.data_dir, num_train=examples, num_test=1)
-    model = load_solution(run, summary["epochs_finished"])
-    result = sharpness(
-        model, data.x_train, data.y_train, epsilon=epsilon, max_iterations=max_iterations
-    )
-    record = {"value": result.value, "epsilon": epsilon, "examples": len(data.x_train)}
-    cache.write_text(json.dumps({**record, "iterations": result.iterations}, indent=2))
-    return result.value
-
-
-def collect(folder: str | os.PathLike) -> list[dict[str, Any]]:
-    """One row per run folder of the study: settings, accuracy, sharpness, seconds.
-
-    ``optimizer`` is the recipe's label (e.g. ``sam_momentum_m128``), ``base`` the base
-    optimizer, ``family`` the LR grid's (``sgd`` or ``adam``).
-
-    Seconds per epoch (compile time kept apart) are the median and the fastest of the
-    run's epochs; ``linear_rule`` marks the runs on the grid's diagonal.
-    """
+def tuning_rows(folders: Sequence[Path]) -> list[dict[str, Any]]:
+    """One row per tuning run: method, LR, rho, status, final validation and train accuracy."""
     rows = []
-    for run in sorted(Path(folder).iterdir()):
-        run_folder = RunFolder(run)
-        if not run_folder.summary_path.is_file():
-            continue
-        spec = _spec(run)
-        summary = run_folder.read_summary()
-        cache = run / "sharpness.json"
-        seconds = [float(r["epoch_seconds"]) for r in run_folder.read_log()]
-        base = split_name(spec.optimizer.name)[0]
+    for folder in folders:
+        run = RunFolder(folder)
+        summary, spec = run.read_summary(), run.read_config()["spec"]
+        log = run.read_log()
         rows.append(
             {
-                "run": run.name,
-                # The recipe's label: the optimizer, and SAM's m where given.
-                "optimizer": spec.optimizer.name
-                + (f"_m{spec.optimizer.sam_m}" if spec.optimizer.sam_m else ""),
-                "base": base,
-                "family": "adam" if base == "adam" else "sgd",
-                "batch_size": spec.schedule.batch_size,
-                "lr": spec.schedule.lr,
+                "run": folder.name,
+                "method": method_of(folder.name),
+                "lr": spec["schedule"]["lr"],
+                "rho": spec["optimizer"]["rho"],
                 "status": summary["status"],
-                "test_accuracy": summary["final_val_accuracy"],
-                "sharpness": json.loads(cache.read_text())["value"] if cache.is_file() else None,
-                "epoch_seconds": statistics.median(seconds),
-                "fastest_seconds": min(seconds),
+                "validation_accuracy": summary["final_val_accuracy"],
+                "train_accuracy": float(log[-1]["accuracy"]) if log else float("nan"),
             }
         )
-    return _mark_linear_rule(rows)
-
-
-def _mark_linear_rule(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mark the runs whose LR is the recipe's linear rule for their batch size."""
-    for row in rows:
-        _, batches, base_lrs = recipes.SAM_STUDY_DATASETS[row["run"].split("_")[0]]
-        base = base_lrs[row["family"]]
-        row["linear_rule"] = bool(np.isclose(row["lr"], base * row["batch_size"] / batches[0]))
     return rows
 
 
-def time_factors(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Seconds per epoch of each SAM variant over its base optimizer's, same batch sizes.
-
-    Each run counts with its fastest epoch (on a shared machine the one least slowed by
-    other processes); the factor is the ratio of the medians over the runs. Diverged runs
-    (a partial first epoch) are left out.
-
-    >>> rows = [{"optimizer": o, "base": "momentum", "batch_size": 512,
-    ...          "status": "finished", "fastest_seconds": s}
-    ...         for o, s in (("momentum", 1.0), ("sam_momentum", 2.1), ("momentum", 1.2))]
-    >>> time_factors(rows)
-    {'sam_momentum': 1.909}
-    """
-    finished = [r for r in rows if r["status"] == "finished"]
-    factors = {}
-    for name in _optimizers(finished):
-        own = [r for r in finished if r["optimizer"] == name]
-        base = own[0]["base"]
-        batches = {r["batch_size"] for r in own}
-        plain = [r for r in finished if r["optimizer"] == base and r["batch_size"] in batches]
-        if base != name and plain:
-            ratio = statistics.median(r["fastest_seconds"] for r in own) / statistics.median(
-                r["fastest_seconds"] for r in plain
-            )
-            factors[name] = round(ratio, 3)
-    return factors
-
-
-def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The study's table: optimizer, batch size, LR, accuracy, sharpness, seconds.
-
-    Sharpness is Keskar's, in percent (empty for a diverged run).
-    """
+def tuning_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The tuning runs as a Markdown table, the chosen run of each method marked."""
+    chosen = set(choose(rows).values())
     lines = [
-        "| optimizer | batch size | LR | linear rule | status | test accuracy | sharpness "
-        "| s / epoch (median) | fastest epoch s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| method | rho | LR | status | validation accuracy | train accuracy | chosen |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for r in _sorted(rows):
-        sharp = "" if r["sharpness"] is None else f"{r['sharpness']:.3g}"
+    order = {method: i for i, method in enumerate(METHODS)}
+    for r in sorted(rows, key=lambda r: (order[r["method"]], r["rho"] or 0, r["lr"])):
+        rho = "" if r["rho"] is None else f"{r['rho']:g}"
         lines.append(
-            f"| {r['optimizer']} | {r['batch_size']} | {r['lr']:g} | "
-            f"{'yes' if r['linear_rule'] else ''} | {r['status']} | "
-            f"{100 * r['test_accuracy']:.2f}% | {sharp} | {r['epoch_seconds']:.2f} | "
-            f"{r['fastest_seconds']:.2f} |"
+            f"| {r['method']} | {rho} | {r['lr']:g} "
+            f"| {r['status']} | {100 * r['validation_accuracy']:.2f} % "
+            f"| {100 * r['train_accuracy']:.2f} % | {'yes' if r['run'] in chosen else ''} |"
         )
     return "\n".join(lines)
 
 
-def best_by_batch(rows: Sequence[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
-    """Per optimizer and batch size, the run with the best test accuracy on the LR grid."""
-    best: dict[str, dict[int, dict[str, Any]]] = {}
-    for r in rows:
-        slot = best.setdefault(r["optimizer"], {})
-        if (
-            r["batch_size"] not in slot
-            or r["test_accuracy"] > slot[r["batch_size"]]["test_accuracy"]
+def choose(
+    rows: Sequence[Mapping[str, Any]], lrs: Mapping[str, float] | None = None
+) -> dict[str, str]:
+    """Per method, the tuning run with the best final validation accuracy (finished runs;
+    a tie goes to the smaller LR); with ``lrs``, only each method's runs at its LR there.
+
+    >>> rows = [{"run": f"sgd_b128_lr{lr}", "method": "sgd_b128", "lr": lr,
+    ...          "status": s, "validation_accuracy": a}
+    ...         for lr, s, a in ((0.1, "finished", 0.8), (0.2, "finished", 0.9),
+    ...                          (0.4, "diverged", 0.1))]
+    >>> choose(rows)
+    {'sgd_b128': 'sgd_b128_lr0.2'}
+    """
+    best: dict[str, Mapping[str, Any]] = {}
+    for row in sorted(rows, key=lambda r: r["lr"]):
+        method = row["method"]
+        if row["status"] != "finished" or (
+            lrs is not None and not math.isclose(row["lr"], lrs.get(method, math.nan))
         ):
-            slot[r["batch_size"]] = r
-    return {name: dict(sorted(best[name].items())) for name in _optimizers(rows)}
+            continue
+        if method not in best or row["validation_accuracy"] > best[method]["validation_accuracy"]:
+            best[method] = row
+    return {method: best[method]["run"] for method in METHODS if method in best}
 
 
-def figures(rows: Sequence[dict[str, Any]], out: str | os.PathLike) -> list[Path]:
-    """The four figures as ``out/sam_*.png``; returns their paths."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    drawn = [
-        (_accuracy_figure, "sam_accuracy_vs_batch.png"),
-        (_sharpness_figure, "sam_sharpness_vs_batch.png"),
-        (_time_figure, "sam_epoch_seconds.png"),
-        (_heatmap_figure, "sam_lr_heatmap.png"),
-    ]
-    paths = []
-    for draw, name in drawn:
-        figure = draw(rows)
-        figure.savefig(out / name, dpi=120, bbox_inches="tight")
-        plt.close(figure)
-        paths.append(out / name)
-    return paths
+def half_lr_choice(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Each batch-2,048 method's best tuning run at half the LR `choose` gives it.
+
+    >>> rows = [{"run": f"sgd_b2048_lr{lr}", "method": "sgd_b2048", "lr": lr,
+    ...          "status": "finished", "validation_accuracy": a}
+    ...         for lr, a in ((0.05, 0.8), (0.1, 0.9))]
+    >>> half_lr_choice(rows)
+    {'sgd_b2048': 'sgd_b2048_lr0.05'}
+    """
+    lr = {r["run"]: r["lr"] for r in rows}
+    chosen = choose(rows)
+    return choose(rows, {m: lr[run] / 2 for m, run in chosen.items() if m != "sgd_b128"})
 
 
-def _accuracy_figure(rows: Sequence[dict[str, Any]]) -> plt.Figure:
-    families = sorted({r["family"] for r in rows}, reverse=True)  # sgd, then adam
-    figure, axes = plt.subplots(
-        1, len(families), figsize=(5.5 * len(families), 4.5), squeeze=False, sharey=True
-    )
-    best = best_by_batch(rows)
-    for ax, family in zip(axes[0], families):
-        names = [n for n in best if best[n] and _row(rows, n)["family"] == family]
-        for name in names:
-            runs = best[name]
-            ax.plot(
-                list(runs),
-                [100 * r["test_accuracy"] for r in runs.values()],
-                "o-",
-                color=_color(name),
-                label=f"{name}, best LR of the grid",
-            )
-            linear = sorted(
-                (r["batch_size"], 100 * r["test_accuracy"])
-                for r in rows
-                if r["optimizer"] == name and r["linear_rule"] and r["status"] == "finished"
-            )
-            if linear:
-                ax.plot(
-                    *zip(*linear),
-                    "x--",
-                    color=_color(name),
-                    alpha=0.6,
-                    label=f"{name}, linear-rule LR",
-                )
-        small = [r for r in rows if r["optimizer"] == names[0] and r["batch_size"] <= 128]
-        if small:
-            top = max(100 * r["test_accuracy"] for r in small)
-            ax.axhline(top, color="grey", linestyle=":", label=f"best {names[0]} at <= 128")
-        _batch_axis(ax, rows)
-        ax.set_title(f"{family.upper()} family (diverged linear-rule runs not drawn)", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    best_accuracies = [r["test_accuracy"] for runs in best.values() for r in runs.values()]
-    axes[0][0].set_ylim(bottom=_floor(best_accuracies))
-    axes[0][0].set_ylabel("final test accuracy (%)")
-    figure.suptitle("Test accuracy against batch size")
-    return figure
+def final_runs(chosen: Mapping[str, str], tuning: Sequence[recipes.Run]) -> list[recipes.Run]:
+    """The test stage's runs: each method at its chosen tuning run's flags, on the test set."""
+    flags = dict(tuning)
+    return [(method, recipes.sam_study_final(flags[run])) for method, run in chosen.items()]
 
 
-def _batch_axis(ax: plt.Axes, rows: Sequence[dict[str, Any]]) -> None:
-    batches = sorted({r["batch_size"] for r in rows})
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(batches, map(str, batches))
-    ax.minorticks_off()
-    ax.set_xlabel("batch size")
+def run_study(root: str | os.PathLike, quick: bool = False) -> dict[str, str]:
+    """Run (or finish) both stages under ``root``; return the chosen tuning run per method.
 
-
-def _floor(accuracies: Sequence[float]) -> float:
-    """An axis floor (percent) just below ``accuracies``; diverged runs (10%) left out."""
-    return max(0.0, 100 * min(accuracies, default=0.0) - 1.0)
-
-
-def _sharpness_figure(rows: Sequence[dict[str, Any]]) -> plt.Figure:
-    figure, ax = plt.subplots(figsize=(7, 4.5))
-    for name, runs in best_by_batch(rows).items():
-        points = [(b, r["sharpness"]) for b, r in runs.items() if r["sharpness"] is not None]
-        if points:
-            ax.plot(*zip(*points), "o-", color=_color(name), label=name)
-    _batch_axis(ax, rows)
-    ax.set_ylabel("Keskar sharpness (%), full space, eps = 1e-3")
-    ax.set_title("Sharpness of the best-LR solution against batch size")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return figure
-
-
-def _time_figure(rows: Sequence[dict[str, Any]]) -> plt.Figure:
-    finished = [r for r in rows if r["status"] == "finished"]
-    names = _optimizers(finished)
-    batches = sorted({r["batch_size"] for r in finished})
-    figure, ax = plt.subplots(figsize=(8, 4.5))
-    width = 0.8 / max(len(names), 1)
-    for i, name in enumerate(names):
-        seconds = {
-            j: statistics.median(r["fastest_seconds"] for r in same)
-            for j, batch in enumerate(batches)
-            if (
-                same := [r for r in finished if r["optimizer"] == name and r["batch_size"] == batch]
-            )
-        }
-        ax.bar(
-            [j + i * width for j in seconds],
-            list(seconds.values()),
-            width,
-            color=_color(name),
-            label=name,
+    The tuning runs go to ``root/<recipe>/<run>``, the test runs to
+    ``root/seed_<k>/sam_study_final/<method>``.
+    """
+    recipe = QUICK if quick else RECIPE
+    tuning = quick_runs() if quick else recipes.sam_study_runs()
+    recipes.RECIPES[QUICK] = quick_runs
+    sweep.run_sweep(recipe, root, extra=["--verbose", "0"])
+    folders = sorted(p for p in (Path(root) / recipe).iterdir() if (p / "summary.json").is_file())
+    rows = tuning_rows(folders)
+    chosen = choose(rows)
+    # Each test stage is a recipe of the chosen settings (replaced when the choice changes);
+    # the tiny version has no stability check.
+    choices = {FINAL: chosen, **({} if quick else {HALF: half_lr_choice(rows)})}
+    for stage, choice in choices.items():
+        recipes.RECIPES[stage] = lambda choice=choice: final_runs(choice, tuning)
+        sweep.run_sweep(
+            stage, root, extra=["--verbose", "0"], seeds=QUICK_SEEDS if quick else SEEDS
         )
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(batches))], map(str, batches))
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("s / epoch (fastest epoch; median of the runs)")
-    factors = ", ".join(f"{k} x{v:.2f}" for k, v in time_factors(rows).items())
-    ax.set_title(f"Time per epoch\nover the base optimizer: {factors}", fontsize=9)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return figure
+    return chosen
 
 
-def _heatmap_figure(rows: Sequence[dict[str, Any]]) -> plt.Figure:
-    names = _optimizers(rows)
-    batches = sorted({r["batch_size"] for r in rows})
-    figure, axes = plt.subplots(
-        1, len(names), figsize=(3.2 * len(names), 3.6), squeeze=False, layout="constrained"
-    )
-    colors = plt.get_cmap("viridis").with_extremes(bad="0.85")
-    finished = [r["test_accuracy"] for r in rows if r["status"] == "finished"]
-    scale = {"vmin": _floor(finished), "vmax": 100 * max(finished)}
-    for ax, name in zip(axes[0], names):
-        # Every panel of a family shows the family's whole LR grid and every batch size.
-        family = _row(rows, name)["family"]
-        lrs = sorted({r["lr"] for r in rows if r["family"] == family}, reverse=True)
-        grid = np.full((len(lrs), len(batches)), np.nan)
-        for r in (r for r in rows if r["optimizer"] == name):
-            y, x = lrs.index(r["lr"]), batches.index(r["batch_size"])
-            grid[y, x] = 100 * r["test_accuracy"]
-            text = "div." if r["status"] == "diverged" else f"{grid[y, x]:.1f}"
-            ax.text(
-                x,
-                y,
-                text,
-                ha="center",
-                va="center",
-                fontsize=7,
-                bbox={"facecolor": "white", "alpha": 0.7, "pad": 1, "linewidth": 0},
-            )
-            if r["linear_rule"]:
-                ax.add_patch(
-                    plt.Rectangle(
-                        (x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2
-                    )
+def export(root: str | os.PathLike, out: str | os.PathLike, quick: bool = False) -> Path:
+    """Copy the study's run files (`RUN_FILES`) from ``root`` to ``out``; returns ``out``.
+
+    ``out/tuning/<run>/`` for the tuning runs, ``out/<stage>/seed_<k>/<method>/`` for the
+    test runs (`STAGES`); checkpoints, weights and the sweeps' summaries stay behind.
+    """
+    root, out = Path(root), Path(out)
+    pairs = [(p, out / "tuning" / p.name) for p in (root / (QUICK if quick else RECIPE)).iterdir()]
+    for seed_folder in sorted(root.glob("seed_*")):
+        for stage, name in STAGES.items():
+            if (seed_folder / stage).is_dir():
+                runs = (seed_folder / stage).iterdir()
+                pairs += [(p, out / name / seed_folder.name / p.name) for p in runs]
+    for source, target in pairs:
+        if not (source / "summary.json").is_file():
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            shutil.copyfile(source / name, target / name)
+    return out
+
+
+def seed_results(
+    results: str | os.PathLike, stage: str = "seeds"
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """By method and seed, a test run's status and final test and train accuracy (%), from
+    ``results/<stage>`` (a folder of `STAGES`)."""
+    found: dict[str, dict[int, dict[str, Any]]] = {}
+    for seed_folder in sorted(Path(results, stage).glob("seed_*")):
+        seed = int(seed_folder.name.split("_")[1])
+        for method in METHODS:
+            run = RunFolder(seed_folder / method)
+            if run.summary_path.is_file():
+                summary = run.read_summary()
+                found.setdefault(method, {})[seed] = {
+                    "status": summary["status"],
+                    "test": 100 * summary["final_val_accuracy"],
+                    "train": 100 * float(run.read_log()[-1]["accuracy"]),
+                }
+    return found
+
+
+def summarize(results: str | os.PathLike) -> dict[str, Any]:
+    """The chosen settings, and per test stage and method the seeds that finished and those
+    that diverged, the mean test / train accuracy over the finished ones and the paired
+    difference against SGD at batch 2,048 (`bsi_keras.stats`)."""
+    results = Path(results)
+    rows = tuning_rows(sorted(p for p in (results / "tuning").iterdir()))
+    summary: dict[str, Any] = {"tuning_runs": len(rows), "chosen": choose(rows)}
+    for stage in STAGES.values():
+        if (results / stage).is_dir():
+            summary[stage] = _stage_summary(seed_results(results, stage))
+    return summary
+
+
+def _stage_summary(by_method: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> dict[str, Any]:
+    finished = {
+        method: {s: v for s, v in seeds.items() if v["status"] == "finished"}
+        for method, seeds in by_method.items()
+    }
+    reference = finished.get("sgd_b2048", {})
+    out: dict[str, Any] = {}
+    for method, seeds in finished.items():
+        entry: dict[str, Any] = {
+            "seeds": sorted(seeds),
+            "diverged_seeds": sorted(s for s, v in by_method[method].items() if s not in seeds),
+        }
+        for metric in ("test", "train"):
+            values = [v[metric] for v in seeds.values()]
+            if values:
+                entry[f"{metric}_mean"], entry[f"{metric}_std"] = stats.mean_std(values)
+            paired = sorted(set(seeds) & set(reference))
+            if method != "sgd_b2048" and len(paired) > 1:
+                d = stats.paired_difference(
+                    [seeds[s][metric] for s in paired], [reference[s][metric] for s in paired]
                 )
-        image = ax.imshow(np.ma.masked_invalid(grid), cmap=colors, **scale)
-        ax.set_xticks(range(len(batches)), map(str, batches))
-        ax.set_yticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
-        ax.set_xlabel("batch size")
-        ax.set_title(name, fontsize=9)
-    axes[0][0].set_ylabel("learning rate")
-    figure.colorbar(image, ax=axes[0].tolist(), fraction=0.02, label="test accuracy (%)")
+                entry[f"{metric}_minus_sgd_b2048"] = d.format(2)
+        out[method] = entry
+    return out
+
+
+def _style(method: str) -> dict[str, Any]:
+    """One colour and marker per method in every figure of the study."""
+    return plots.style(method, METHODS.index(method))
+
+
+def figures(results: str | os.PathLike, out: str | os.PathLike) -> list[Path]:
+    """``out/sam_validation_lr.png`` (the tuning grid) and ``out/sam_seeds.png`` (the test
+    stage), drawn from ``results``; returns their paths."""
+    results, out = Path(results), Path(out)
+    rows = tuning_rows(sorted((results / "tuning").iterdir()))
+    return [
+        plots.save(_tuning_figure(rows), out / "sam_validation_lr.png"),
+        plots.save(_seeds_figure(_test_points(results)), out / "sam_seeds.png"),
+    ]
+
+
+def _tuning_figure(rows: Sequence[Mapping[str, Any]]) -> plt.Figure:
+    chosen = set(choose(rows).values())
+    figure, axes = plt.subplots(1, 2, figsize=(13, 5), sharex=True)
+    lines: dict[str, list[Mapping[str, Any]]] = {}
+    order = {method: i for i, method in enumerate(METHODS)}
+    for row in sorted(rows, key=lambda r: (order[r["method"]], r["rho"] or 0, r["lr"])):
+        lines.setdefault(row["run"].rsplit("_lr", 1)[0], []).append(row)
+    rhos = sorted({r["rho"] for r in rows if r["rho"] is not None})
+    keys = ("validation_accuracy", "train_accuracy")
+    bottoms = [min(100 * r[k] for r in rows if r["status"] == "finished") - 1.5 for k in keys]
+    for index, (label, runs) in enumerate(lines.items()):
+        method = runs[0]["method"]
+        style = _style(method)
+        if method == "sam_b2048":  # one line style per rho
+            style["linestyle"] = ("-", "--", ":", "-.")[rhos.index(runs[0]["rho"]) % 4]
+        finished = [r for r in runs if r["status"] == "finished"]
+        diverged = [r["lr"] for r in runs if r["status"] != "finished"]
+        for ax, key, bottom in zip(axes, keys, bottoms):
+            lrs, values = [r["lr"] for r in finished], [100 * r[key] for r in finished]
+            ax.plot(lrs, values, label=label, **style)
+            for r in finished:
+                if r["run"] in chosen:
+                    ax.plot(r["lr"], 100 * r[key], "o", ms=14, mfc="none", color="black")
+            # Diverged runs: a cross per run along the bottom, one row per line.
+            ax.plot(
+                diverged, [bottom + 0.18 * index] * len(diverged), "x", ms=5, color=style["color"]
+            )
+    small = next((r for r in rows if r["run"] in chosen and r["method"] == "sgd_b128"), None)
+    every_lr = sorted({r["lr"] for r in rows})
+    for ax, name, bottom in zip(axes, ("validation", "training"), bottoms):
+        if small is not None:
+            linear = small["lr"] * recipes.SAM_STUDY_LARGE / recipes.SAM_STUDY_SMALL
+            ax.axvline(
+                linear, color="grey", linestyle=":", label=f"linear rule at 2048: {linear:g}"
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_xlim(every_lr[0] / 1.3, every_lr[-1] * 1.3)
+        ax.set_xticks(every_lr, [f"{lr:g}" for lr in every_lr], fontsize=7, rotation=45)
+        ax.minorticks_off()
+        ax.set_xlabel("peak learning rate (after warmup; cosine to 0)")
+        ax.set_ylabel(f"final {name} accuracy (%)")
+        ax.set_ylim(bottom=bottom - 0.3)
+        ax.grid(alpha=0.3)
+    axes[0].set_title("validation split (5,000 held-out training images)", fontsize=9)
+    axes[1].set_title("training, last epoch (mean over its batches)", fontsize=9)
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     figure.suptitle(
-        "Test accuracy on the LR grid (red: the linear-rule LR; grey: not run)", fontsize=10
+        "Tuning, seed 0: final accuracy over the LR grid (circled: chosen on validation; "
+        "crosses at the bottom: diverged runs)",
+        fontsize=10,
     )
     return figure
 
 
-def _row(rows: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
-    return next(r for r in rows if r["optimizer"] == name)
+def _test_points(results: Path) -> dict[str, dict[int, dict[str, Any]]]:
+    """The test stages' runs by figure label (the stability check's as ``<method> LR/2``)."""
+    points = dict(seed_results(results))
+    if (results / STAGES[HALF]).is_dir():
+        half = seed_results(results, STAGES[HALF])
+        points.update({f"{method} LR/2": seeds for method, seeds in half.items()})
+    return points
 
 
-def _color(name: str) -> str:
-    """One color per optimizer in every figure."""
-    return f"C{ORDER.index(name)}" if name in ORDER else "black"
-
-
-def _optimizers(rows: Sequence[dict[str, Any]]) -> list[str]:
-    names = {r["optimizer"] for r in rows}
-    return [n for n in ORDER if n in names] + sorted(names - set(ORDER))
-
-
-def _sorted(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    order = {name: i for i, name in enumerate(_optimizers(rows))}
-    return sorted(rows, key=lambda r: (order[r["optimizer"]], r["batch_size"], r["lr"]))
+def _seeds_figure(by_label: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> plt.Figure:
+    figure, axes = plt.subplots(1, 2, figsize=(13, 5))
+    labels = list(by_label)
+    seeds = sorted({s for runs in by_label.values() for s in runs})
+    for ax, metric in zip(axes, ("test", "train")):
+        values = [
+            v[metric]
+            for runs in by_label.values()
+            for v in runs.values()
+            if v["status"] == "finished"
+        ]
+        bottom = min(values) - 1.0
+        for seed in seeds:  # the seeds' paired values, joined
+            points = [
+                (i, by_label[label][seed][metric])
+                for i, label in enumerate(labels)
+                if by_label[label].get(seed, {}).get("status") == "finished"
+            ]
+            ax.plot(*zip(*points), color="grey", alpha=0.3, linewidth=0.8)
+        for i, label in enumerate(labels):
+            runs = by_label[label]
+            style = _style(label.split(" ")[0])
+            if label.endswith("LR/2"):
+                style["markerfacecolor"] = "none"
+            done = [v[metric] for v in runs.values() if v["status"] == "finished"]
+            ax.plot(
+                [i] * len(done),
+                done,
+                linestyle="none",
+                alpha=0.5,
+                marker=style["marker"],
+                color=style["color"],
+            )
+            if done:
+                mean, std = stats.mean_std(done) if len(done) > 1 else (done[0], 0.0)
+                ax.errorbar(
+                    i + 0.15,
+                    mean,
+                    yerr=std,
+                    fmt=style["marker"],
+                    capsize=4,
+                    markersize=8,
+                    color=style["color"],
+                    markerfacecolor=style.get("markerfacecolor", style["color"]),
+                )
+            failed = [s for s, v in runs.items() if v["status"] != "finished"]
+            if failed:
+                ax.annotate(
+                    f"diverged:\nseed {', '.join(map(str, failed))}",
+                    (i, bottom),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    color=style["color"],
+                )
+        ax.set_ylim(bottom=bottom)
+        ax.set_xticks(
+            range(len(labels)), [label.replace(" ", "\n") for label in labels], fontsize=8
+        )
+        ax.set_ylabel(f"final {metric} accuracy (%)")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_title("test set", fontsize=9)
+    axes[1].set_title("training, last epoch (mean over its batches)", fontsize=9)
+    figure.suptitle(
+        f"Chosen settings (and the batch-2,048 methods at half their LR), seeds "
+        f"{', '.join(map(str, seeds))}: each finished run, mean +- std (grey lines join a seed)",
+        fontsize=10,
+    )
+    return figure
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the study, then write ``table.md``, ``rows.json`` and the figures."""
+    """Run the study, export it to ``--results``, print its summary, draw the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", default="runs/sweeps", help="folder of the sweep folders")
-    parser.add_argument("--plots", default="Plots", help="folder of the figures")
+    parser.add_argument("--root", default="runs/sweeps/sam_study", help="folder of the sweeps")
+    parser.add_argument("--results", default=str(RESULTS), help="where the run files go")
+    parser.add_argument("--plots", default=str(REPO / "Plots"), help="folder of the figures")
     parser.add_argument("--quick", action="store_true", help="the tiny version")
+    parser.add_argument("--draw_only", action="store_true", help="only draw from --results")
     args = parser.parse_args(argv)
-    folder = run_study(args.root, quick=args.quick)
-    rows = collect(folder)
-    (folder / "rows.json").write_text(json.dumps(rows, indent=1))
-    (folder / "table.md").write_text(markdown_table(rows) + "\n")
-    print(markdown_table(rows))
-    print("SAM time factors:", time_factors(rows))
-    for path in figures(rows, args.plots):
+    if not args.draw_only:
+        run_study(args.root, quick=args.quick)
+        export(args.root, args.results, quick=args.quick)
+    print(json.dumps(summarize(args.results), indent=1))
+    for path in figures(args.results, args.plots):
         print(f"figure: {path}")
     return 0
 

@@ -7,8 +7,15 @@ For each optimizer of the Fashion-MNIST comparison: ``Plots/fashion_mnist_compar
 seeds with a +- std band) and ``Plots/fashion_mnist_wallclock_<opt>.png`` (test error against
 wall-clock seconds). For each optimizer of the Seesaw study (``results/seesaw_<opt>/``):
 ``Plots/seesaw_comparison_<opt>.png``, the same four panels for decay_lr, increase_bs and
-seesaw. The sharp-minima study's figures (``Plots/sharp_minima_*.png``) are drawn by
-``notebooks/sharp_minima_report.py`` from ``results/sharp_minima/``.
+seesaw. For the noise-scale study (``results/noise_scale_adaptive/<schedule>/seed_<k>/`` and
+``results/noise_scale_mnist/constant/seed_<k>/``, `draw_noise_scale`):
+``Plots/noise_scale_schedules.png`` (batch size, measured B_simple and Smith's noise scale
+per epoch), ``Plots/noise_scale_comparison.png`` (the four panels) and
+``Plots/noise_scale_mnist.png`` (B_simple on the MNIST sample), means with +- std bands.
+The SAM study's ``Plots/sam_validation_lr.png`` and ``Plots/sam_seeds.png``, from
+``results/sam_study/``, are ``notebooks/sam_study.py``'s `figures` (`draw_sam_study`). The
+sharp-minima study's ``Plots/sharp_minima_*.png`` are ``notebooks/sharp_minima_report.py``'s
+`draw`, from ``results/sharp_minima/`` (`draw_sharp_minima`).
 """
 
 from __future__ import annotations
@@ -65,6 +72,42 @@ def draw_seesaw(optimizer: str) -> Path:
     return plots.save(fig, PLOTS / f"seesaw_comparison_{optimizer}.png")
 
 
+def draw_noise_scale(results: Path = RESULTS, plots_dir: Path = PLOTS) -> list[Path]:
+    """Draw the noise-scale study's three figures from ``results`` into ``plots_dir``."""
+    schedules = report.run_folders([results / "noise_scale_adaptive"])
+    mnist = report.run_folders([results / "noise_scale_mnist"])
+    seeds = len({folder.name for folder in schedules})
+    setting = f"MNIST CNN, SGD momentum 0.9, LR 0.05: {seeds} seeds"
+    return [
+        plots.noise_scale_figure(
+            schedules,
+            plots_dir / "noise_scale_schedules.png",
+            f"Fashion-MNIST, {setting}: batch size, measured B_simple, Smith's noise scale",
+        ),
+        plots.comparison_figure(
+            schedules,
+            plots_dir / "noise_scale_comparison.png",
+            f"Fashion-MNIST, {setting}: adaptive, hand-made schedules, the doubling control",
+        ),
+        plots.noise_scale_figure(
+            mnist,
+            plots_dir / "noise_scale_mnist.png",
+            f"MNIST sample, constant batch 100, {len(mnist)} seeds: measured B_simple",
+        ),
+    ]
+
+
+def draw_sam_study() -> list[Path]:
+    """Draw the SAM study's figures from ``results/sam_study``; return their paths."""
+    import importlib.util
+
+    path = RESULTS.parent / "notebooks" / "sam_study.py"
+    spec = importlib.util.spec_from_file_location("sam_study", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.figures(RESULTS / "sam_study", PLOTS)
+
+
 def draw_sharp_minima() -> list[Path]:
     """Draw the sharp-minima study's figures from results/sharp_minima/; return their paths."""
     sys.path.insert(0, str(RESULTS.parent / "notebooks"))
@@ -80,6 +123,12 @@ if __name__ == "__main__":
                 print(path)
         if (RESULTS / f"seesaw_{name}").is_dir():
             print(draw_seesaw(name))
+    if (RESULTS / "noise_scale_adaptive").is_dir():
+        for path in draw_noise_scale():
+            print(path)
+    if (RESULTS / "sam_study").is_dir():
+        for path in draw_sam_study():
+            print(path)
     if (RESULTS / "sharp_minima" / "analysis").is_dir():
         for path in draw_sharp_minima():
             print(path)

@@ -123,6 +123,25 @@ RESULTS = {
             )
         },
     },
+    "background_compile_jax": {
+        "model": "mnist_cnn",
+        "schedule": [[3, 32], [3, 64], [3, 128]],
+        "max_physical_batch": 128,
+        "train_examples": 4000,
+        "dataset": "mnist_sample",
+        "variants": {
+            "background": {
+                "phase_change_compile_seconds": spread(0.5),
+                "background_seconds": spread(9.0),
+            },
+            "at_first_batch": {
+                "phase_change_compile_seconds": spread(10.0),
+                "background_seconds": spread(0.0),
+            },
+        },
+        "phase_change_compile_background_over_at_first_batch": spread(0.5),
+        "wall_background_over_at_first_batch": spread(0.9),
+    },
 }
 
 
@@ -140,6 +159,8 @@ def test_table_has_a_row_per_figure_in_benchmark_order(tmp_path):
     assert "NVIDIA H100" in lines[5] and "0.200 vs 0.180" in lines[5]
     assert "0.45x" in lines[6] and "0.70x" in lines[6]
     assert "training alone 0.40x (0.60x), compile 30 s vs 10 s" in lines[6]
+    assert "batch 32 -> 64 -> 128 (3 epochs each)" in lines[7]
+    assert "0.50x (0.45 to 0.55): 0.5 s vs 10.0 s, the background thread 9.0 s" in lines[7]
 
 
 def test_measured_on_names_the_cpu_and_keeps_a_row_per_machine_kind(tmp_path):
@@ -327,6 +348,30 @@ def test_gpu_wrn_runs_tiny_on_the_cpu(tmp_path):
     result = json.loads((tmp_path / "gpu_wrn.json").read_text())
     assert result["rows"][0]["train_flops_per_step"] > 0
     assert "wrn_16_4, batch 4" in table.table(tmp_path)
+
+
+@pytest.mark.slow
+def test_background_compile_runs_tiny(tmp_path):
+    output = run_bench(
+        "background_compile.py",
+        "--batch_sizes",
+        "8",
+        "16",
+        "--phase_epochs",
+        "1",
+        "--max_physical_batch",
+        "16",
+        "--num_train",
+        "64",
+        "--rounds",
+        "1",
+        tmp_path=tmp_path,
+    )
+    assert "phase-change compile seconds" in output
+    result = json.loads(next(tmp_path.glob("background_compile_*.json")).read_text())
+    assert result["same_final_loss"]
+    assert result["variants"]["background"]["ahead_traces"] == 1
+    assert "batch 8 -> 16 (1 epoch each)" in table.table(tmp_path)
 
 
 @pytest.mark.slow

@@ -124,3 +124,41 @@ def test_canary_compute_metrics_of_weighs_unweighted_metrics_by_the_mask():
     logs = keras_private.compute_metrics_of(model, y, y_pred, real * 2.0, real)
     assert float(logs["mae"]) == 0.5  # the padded third example does not count
     assert float(logs["mse"]) == 0.5
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the JAX trainer's jit")
+def test_canary_jitted_train_step_is_the_jit_keras_calls():
+    """Lowered and compiled ahead for batch 8, Keras's own fit at batch 8 traces nothing."""
+    import jax
+
+    model = regularized_model()
+    traces = []
+    step = model.train_step
+
+    def counting(*args):
+        traces.append(args)
+        return step(*args)
+
+    model.train_step = counting
+    model.fit(X, Y, batch_size=4, epochs=1, verbose=0)
+    state, data = traces[-1]
+    spec = jax.tree.map(lambda v: jax.ShapeDtypeStruct(v.shape, v.dtype), (state, data))
+    bigger = jax.tree.map(lambda s: jax.ShapeDtypeStruct((8, *s.shape[1:]), s.dtype), spec[1])
+    keras_private.jitted_train_step(model).lower(spec[0], bigger).compile()
+    assert len(traces) == 2
+    model.fit(np.ones((8, 3), "float32"), np.zeros((8, 1), "float32"), batch_size=8, verbose=0)
+    assert len(traces) == 2
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the TensorFlow trainer's")
+def test_canary_one_step_function_is_the_tf_function_the_train_function_calls():
+    import tensorflow as tf
+
+    model = regularized_model()
+    model.fit(X, Y, batch_size=4, epochs=1, verbose=0)
+    one_step = keras_private.one_step_function(model.train_function)
+    before = one_step.experimental_get_tracing_count()
+    one_step.get_concrete_function((tf.TensorSpec((8, 3)), tf.TensorSpec((8, 1))))
+    assert one_step.experimental_get_tracing_count() == before + 1
+    model.fit(np.ones((8, 3), "float32"), np.zeros((8, 1), "float32"), batch_size=8, verbose=0)
+    assert one_step.experimental_get_tracing_count() == before + 1  # found, not traced

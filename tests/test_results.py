@@ -34,3 +34,23 @@ def test_results_hold_logs_not_checkpoints_or_weights():
     for folder in folders:
         assert {"config.json", "log.csv", "summary.json"} <= {p.name for p in folder.iterdir()}
     assert not list(RESULTS.rglob("checkpoint.npz")) and not list(RESULTS.rglob("weights"))
+
+
+def test_epoch_table_by_hand(tmp_path):
+    # Two seeds of one configuration; seed 1 logged no B_simple in epoch 1 (a blank cell).
+    logs = {0: ["100,", "200,300.0"], 1: ["100,120.0", "400,500.0", "800,9.0"]}
+    for seed, rows in logs.items():
+        folder = tmp_path / "study" / "adaptive" / f"seed_{seed}"
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text('{"status": "finished"}')
+        (folder / "config.json").write_text(f'{{"seed": {seed}}}')
+        text = "epoch,batch_size,gns_b_simple\n"
+        text += "".join(f"{e},{row}\n" for e, row in enumerate(rows, start=1))
+        (folder / "log.csv").write_text(text)
+    found = tables.report.configurations([tmp_path / "study"])
+    lines = tables.epoch_table(found, ["batch_size", "gns_b_simple"]).splitlines()
+    # Two epochs (those both seeds finished); batch 100, 100 and 200, 400 (300 +- 141);
+    # B_simple 300 and 500 in epoch 2: 400 +- 141.
+    assert lines[2] == "| run | seeds | log.csv column | epoch 1 | epoch 2 |"
+    assert lines[4] == "| study/adaptive | 0 1 | batch_size | 100 +- 0 | 300 +- 141 |"
+    assert lines[5] == "| study/adaptive | 0 1 | gns_b_simple |  | 400 +- 141 |"

@@ -158,3 +158,21 @@ def test_sweep_over_seeds_runs_each_seed_into_its_folder(tmp_path, capsys):
     capsys.readouterr()
     assert report.main([str(tmp_path)]) == 0
     assert f"| {tmp_path.name}/smith/decay_lr | 0 1 |" in capsys.readouterr().out
+
+
+def test_report_adds_the_final_training_accuracy_on_request(tmp_path, capsys):
+    train = {"sgd": (0.90, 0.92), "sam": (0.91, 0.95)}  # d = +1, +3 points: mean 2, sd 1.414
+    for name, accuracies in train.items():
+        for seed, final in enumerate(accuracies):
+            run_dir = tmp_path / "top" / f"seed_{seed}" / name
+            fake_run(run_dir, seed, [0.8, 0.85], 100, 10.0)
+            log = "epoch,accuracy,val_accuracy\n1,0.5,0.8\n" + f"2,{final},0.85\n"
+            (run_dir / "log.csv").write_text(log)
+    assert report.main([str(tmp_path / "top"), "--reference", "sgd"]) == 0
+    assert "train accuracy" not in capsys.readouterr().out
+    assert report.main([str(tmp_path / "top"), "--reference", "sgd", "--train_accuracy"]) == 0
+    out = capsys.readouterr().out
+    assert "| run | seeds | test accuracy (%) | train accuracy (%) |" in out
+    assert "| top/sgd | 0 1 | 85.00 +- 0.00 | 91.00 +- 1.41 |" in out
+    # t_{0.975, 1} = 12.7062: half-width 12.7062 * 1.41421 / sqrt(2) = 12.71
+    assert "| top/sam - sgd | 2 | +0.00 (every seed), none | +2.00 (-10.71 to +14.71), " in out

@@ -5,7 +5,9 @@
   names the flag of a bad value), saved in ``config.json``;
 - `run`: ``python -m bsi_keras.run`` (executing a spec), `build` (its model and physical
   batch), `dry_run` (the phase tables), `resume`;
-- `sweep`: ``python -m bsi_keras.sweep``, its `recipes` (lists of specs);
+- `sweep`: ``python -m bsi_keras.sweep``, its `recipes` (lists of specs) and `claims` (several
+  workers on one sweep);
+- `launch`: ``python -m bsi_keras.launch`` (N processes of one machine train one run);
 - `report`: ``python -m bsi_keras.report`` (result tables from run folders);
 - `critical_batch`: ``python -m bsi_keras.critical_batch`` (the critical-batch probe).
 """

@@ -306,6 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--num_train", type=int, default=None, help="use the first N training images")
     m.add_argument("--num_test", type=int, default=None, help="use the first N test images")
+    m.add_argument(
+        "--validation_examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hold out the last N training images (of --num_train) and evaluate on them "
+        "instead of the test set (val_accuracy is then validation accuracy)",
+    )
     _switch(m, "--no_augment", help="CIFAR: no random crops and flips")
     o = p.add_argument_group("optimizer and train step")
     o.add_argument(
@@ -425,7 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     _switch(
         r,
         "--distribute",
-        help="data-parallel over every local device (global batch sizes; JAX or TensorFlow)",
+        help="data-parallel over every device, of every process on JAX (global batch sizes; "
+        "JAX or TensorFlow; see the README's Scale section)",
     )
     r.add_argument(
         "--checkpoint_every",

@@ -30,13 +30,19 @@ NAME_MAX = 255  # bytes of one path component on the usual file systems
 @dataclass(frozen=True)
 class ModelSpec:
     """The model and its data: ``--model --dataset --data_dir --num_train --num_test
-    --mini_batch_size --weight_decay --no_augment --bn_statistics --weights``."""
+    --validation_examples --mini_batch_size --weight_decay --no_augment --bn_statistics
+    --weights``.
+
+    ``validation_examples`` N holds out the last N of the (first ``num_train``) training
+    examples as the evaluation set, in the test set's place (`bsi_keras.data.hold_out_validation`).
+    """
 
     name: str = "mnist_cnn"
     dataset: str = "mnist_sample"
     data_dir: str | None = None
     num_train: int | None = None
     num_test: int | None = None
+    validation_examples: int | None = None
     mini_batch_size: int = 10
     weight_decay: float = 0.0
     no_augment: bool = False
@@ -49,6 +55,11 @@ class ModelSpec:
         checks.one_of("--dataset", self.dataset, available_datasets())
         checks.positive_int("--num_train", self.num_train, optional=True)
         checks.positive_int("--num_test", self.num_test, optional=True)
+        checks.positive_int("--validation_examples", self.validation_examples, optional=True)
+        if self.validation_examples is not None and self.num_test is not None:
+            raise SpecError(
+                "--num_test", "the test set is not used with --validation_examples: leave it out"
+            )
         checks.non_negative_int("--mini_batch_size", self.mini_batch_size)
         checks.non_negative_number("--weight_decay", self.weight_decay)
         if self.data_dir is not None and not self.data_dir.strip():
@@ -63,6 +74,12 @@ class ModelSpec:
         for flag, value, known in zip(("num_train", "num_test"), self.subset, sizes or ()):
             if value is not None and value > known:
                 raise SpecError(f"--{flag}", f"{self.dataset} has only {known} examples there")
+        train = self.num_train or (sizes[0] if sizes else None)
+        held_out = self.validation_examples
+        if held_out is not None and train is not None and held_out >= train:
+            raise SpecError(
+                "--validation_examples", f"{held_out} leaves no training examples of {train}"
+            )
 
     def _check_weights(self) -> None:
         if self.weights is None:
@@ -90,23 +107,30 @@ class ModelSpec:
         """The training examples the run will use (loading the data only if not known)."""
         sizes = None if self.data_dir else known_sizes(self.dataset)
         if self.num_train or sizes:
-            return self.num_train or sizes[0]
-        return len(self.load(subset=False).x_train)
+            return (self.num_train or sizes[0]) - (self.validation_examples or 0)
+        return len(self.load().x_train)
 
-    def load(self, subset: bool = True) -> Dataset:
-        """The dataset (its first ``num_train`` / ``num_test`` examples where ``subset``).
+    def load(self) -> Dataset:
+        """The dataset: its first ``num_train`` / ``num_test`` examples, the last
+        ``validation_examples`` training examples held out in the test set's place.
 
         Raises:
             SpecError: the data cannot be had (naming ``--data_dir`` or ``--dataset``), or
-                ``--num_train`` / ``--num_test`` beyond it.
+                ``--num_train`` / ``--num_test`` / ``--validation_examples`` beyond it.
         """
-        from bsi_keras.data import DatasetUnavailable, SubsetTooLarge, load_dataset
+        from bsi_keras.data import (
+            DatasetUnavailable,
+            SubsetTooLarge,
+            hold_out_validation,
+            load_dataset,
+        )
 
         options = {"augment": False} if self.no_augment else {}
         try:
-            return load_dataset(
-                self.dataset, self.data_dir, *(self.subset if subset else ()), **options
-            )
+            dataset = load_dataset(self.dataset, self.data_dir, *self.subset, **options)
+            if self.validation_examples is None:
+                return dataset
+            return hold_out_validation(dataset, self.validation_examples)
         except SubsetTooLarge as error:
             raise SpecError(f"--{error.param}", str(error).split(" ", 1)[1]) from None
         except DatasetUnavailable as error:

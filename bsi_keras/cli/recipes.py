@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from bsi_keras.cli.flags import FlagValue
 
@@ -143,57 +143,138 @@ def _bsi_224() -> list[Run]:
     ]
 
 
-# The SAM study, per dataset: its flags, batch sizes (x4 apart, small to large) and the LR
-# of the smallest batch size per optimizer family.
-SAM_STUDY_DATASETS: dict[str, tuple[Overrides, tuple[int, ...], dict[str, float]]] = {
-    "fashion": (
-        {"dataset": "fashion_mnist", "model": "mnist_cnn", "epochs": 20, "save_state": True},
-        (32, 128, 512, 2048),
-        {"sgd": 0.0025, "adam": 2.5e-4},
-    ),
-    # Keskar et al.'s shallow CNN; its per-epoch weights (7 MB each) are not kept.
-    "cifar10": (
-        {**CIFAR, "model": "c1", "epochs": 50, "warmup_epochs": 2.0},
-        (128, 512, 2048, 8192),
-        {"sgd": 0.025, "adam": 1e-4},
-    ),
+# The SAM study (issue 16): does SAM close the gap between batch 128 and batch 2,048 once
+# the large batch is tuned? The MNIST CNN on Fashion-MNIST, SGD with momentum 0.9, a cosine
+# LR curve; the first 20,000 training images, of which the last 5,000 are the validation
+# split that the LR and rho are chosen on (`sam_study_final` then trains the same 15,000 and
+# tests). Every batch-2,048 run warms up over 2 epochs (Goyal et al.); "sgd_2x" trains
+# twice the epochs, as many gradient evaluations as SAM's two per update.
+SAM_STUDY_DATA: Overrides = {
+    "dataset": "fashion_mnist",
+    "model": "mnist_cnn",
+    "num_train": 20_000,
+    "validation_examples": 5_000,
+    "schedule": "constant",
+    "lr_curve": "cosine",
 }
-# Label -> (optimizer flags, its LR family, whether it runs at every batch size or only at
-# the large half).
-SAM_STUDY_OPTIMIZERS: dict[str, tuple[Overrides, str, bool]] = {
-    "momentum": ({"optimizer": "momentum"}, "sgd", True),
-    "sam_momentum": ({"optimizer": "sam_momentum"}, "sgd", False),
-    "asam_momentum": ({"optimizer": "asam_momentum"}, "sgd", False),
-    # m-sharpness: a perturbation per group of 128 examples (Foret et al., section 4.1).
-    "sam_momentum_m128": ({"optimizer": "sam_momentum", "sam_m": 128}, "sgd", False),
-    "adam": ({"optimizer": "adam"}, "adam", True),
-    "sam_adam": ({"optimizer": "sam_adam"}, "adam", False),
-}
+SAM_STUDY_EPOCHS = 10
+SAM_STUDY_SMALL, SAM_STUDY_LARGE = 128, 2048
+SAM_STUDY_WARMUP_EPOCHS = 2.0
+# The LR grids, x2 apart: around 0.05 at batch 128 (the MNIST family's LR), and at 2,048
+# around the linear rule's 16 x 0.05 = 0.8, five steps below and one above, bracketing the
+# linear-rule LR of every LR on the small grid but the largest; plus 0.141 (x sqrt 2), added
+# once the x2 grid had every method at 2,048 best at 0.1 and diverging at 0.2. Rho 0.01 was
+# added when the first three rhos had the smallest, 0.02, best.
+SAM_STUDY_SMALL_LRS = (0.0125, 0.025, 0.05, 0.1, 0.2)
+SAM_STUDY_LARGE_LRS = (0.025, 0.05, 0.1, 0.141, 0.2, 0.4, 0.8, 1.6)
+SAM_STUDY_RHOS = (0.01, 0.02, 0.05, 0.1)
 
 
-def sam_study_lrs(base_lr: float, count: int = 4) -> list[float]:
-    """The SAM study's LR grid, ``base_lr * 4**k`` for ``k < count``.
+def sam_study_methods(
+    epochs: int = SAM_STUDY_EPOCHS, rhos: Sequence[float] = SAM_STUDY_RHOS
+) -> dict[str, Overrides]:
+    """The SAM study's methods, by label: their flags but the LR.
 
-    The batch sizes being x4 apart, the linear scaling rule (the LR proportional to the
-    batch size, ``base_lr`` at the smallest) is the grid's diagonal.
+    ``sgd_b128`` (the small-batch reference), ``sgd_b2048``, ``sgd_2x_b2048`` (twice the
+    epochs) and one ``sam_rho<rho>_b2048`` per rho.
 
-    >>> sam_study_lrs(0.005)
-    [0.005, 0.02, 0.08, 0.32]
+    >>> list(sam_study_methods(rhos=(0.05,)))
+    ['sgd_b128', 'sgd_b2048', 'sgd_2x_b2048', 'sam_rho0.05_b2048']
     """
-    return [float(f"{base_lr * 4**k:.6g}") for k in range(count)]
+    large = {
+        **SAM_STUDY_DATA,
+        "batch_size": SAM_STUDY_LARGE,
+        "warmup_epochs": SAM_STUDY_WARMUP_EPOCHS,
+        "epochs": epochs,
+        "optimizer": "momentum",
+    }
+    methods: dict[str, Overrides] = {
+        f"sgd_b{SAM_STUDY_SMALL}": {
+            **SAM_STUDY_DATA,
+            "batch_size": SAM_STUDY_SMALL,
+            "epochs": epochs,
+            "optimizer": "momentum",
+        },
+        f"sgd_b{SAM_STUDY_LARGE}": large,
+        f"sgd_2x_b{SAM_STUDY_LARGE}": {**large, "epochs": 2 * epochs},
+    }
+    for rho in rhos:
+        methods[f"sam_rho{rho:g}_b{SAM_STUDY_LARGE}"] = {
+            **large,
+            "optimizer": "sam_momentum",
+            "rho": rho,
+        }
+    return methods
 
 
-def _sam_study() -> list[Run]:
+def sam_study_runs(
+    epochs: int = SAM_STUDY_EPOCHS,
+    small_lrs: Sequence[float] = SAM_STUDY_SMALL_LRS,
+    large_lrs: Sequence[float] = SAM_STUDY_LARGE_LRS,
+    rhos: Sequence[float] = SAM_STUDY_RHOS,
+) -> list[Run]:
+    """The SAM study's tuning grid: every method (`sam_study_methods`) at every LR of its
+    batch size's grid, evaluated on the validation split; named ``<method>_lr<lr>``.
+
+    >>> runs = sam_study_runs()
+    >>> len(runs), runs[0][0], runs[-1][0]
+    (53, 'sgd_b128_lr0.0125', 'sam_rho0.1_b2048_lr1.6')
+    """
     runs = []
-    for dataset, (base, batches, base_lrs) in SAM_STUDY_DATASETS.items():
-        for label, (optimizer, family, every_batch) in SAM_STUDY_OPTIMIZERS.items():
-            lrs = sam_study_lrs(base_lrs[family], len(batches))
-            for batch in batches if every_batch else batches[len(batches) // 2 :]:
-                common = {**base, "schedule": "constant", **optimizer, "batch_size": batch}
-                runs += [
-                    (f"{dataset}_{label}_b{batch}_lr{lr:g}", {**common, "lr": lr}) for lr in lrs
-                ]
+    for label, flags in sam_study_methods(epochs, rhos).items():
+        lrs = small_lrs if flags["batch_size"] == SAM_STUDY_SMALL else large_lrs
+        runs += [(f"{label}_lr{lr:g}", {**flags, "lr": lr}) for lr in lrs]
     return runs
+
+
+def sam_study_final(tuning: Overrides) -> Overrides:
+    """A tuning run's flags for the test: the same training examples (the first
+    ``num_train - validation_examples``), evaluated on the test set.
+
+    >>> final = sam_study_final(dict(sam_study_runs())["sgd_b2048_lr0.2"])
+    >>> final["num_train"], final["validation_examples"], final["lr"]
+    (15000, None, 0.2)
+    """
+    train = tuning["num_train"] - tuning["validation_examples"]
+    return {**tuning, "num_train": train, "validation_examples": None}
+
+
+# Seed 002's nine experiments (JCDetwiler/batch-size-mnist, `experiments.ipynb`) as they
+# ran in tf.keras 1.15 (REFERENCES.md, section 6): full MNIST, 6 epochs in steps of 2 from
+# batch 100, factor 5; the model with BatchNormalization's default momentum 0.99. Optimizer
+# family -> (its flags, the initial LR of decay_lr, increase_bs and hybrid). Its "Adam" runs
+# are Nadam: decay_lr on the SGD schedule (0.15), the two others at tf.keras 1.15's Nadam
+# default 0.001 (`optimizer_v2/nadam.py`; Keras 2.2.4's standalone Nadam had 0.002). Its
+# momentum runs: momentum 0.1, the decay_lr one with Nesterov. hybrid steps the LR once, at
+# the second milestone: the notebook's second `fit` restarts its scheduler's epoch count.
+KERAS_REPRODUCTION: Overrides = {
+    "dataset": "mnist",
+    "model": "mnist_cnn_keras2",
+    "epochs": 6,
+    "batch_size": 100,
+    "milestones": [2, 4],
+    "factor": 5.0,
+}
+# Experiments 1 to 9 in the notebook's order: (optimizer family/schedule, optimizer flags,
+# initial LR).
+KERAS_REPRODUCTION_RUNS: tuple[tuple[str, Overrides, float], ...] = (
+    ("sgd/decay_lr", {"optimizer": "sgd"}, 0.15),
+    ("sgd/increase_bs", {"optimizer": "sgd"}, 0.07),
+    ("sgd/hybrid", {"optimizer": "sgd"}, 0.05),
+    ("nadam/decay_lr", {"optimizer": "nadam"}, 0.15),
+    ("nadam/increase_bs", {"optimizer": "nadam"}, 0.001),
+    ("nadam/hybrid", {"optimizer": "nadam"}, 0.001),
+    ("momentum/decay_lr", {"optimizer": "nesterov", "momentum": 0.1}, 0.15),
+    ("momentum/increase_bs", {"optimizer": "momentum", "momentum": 0.1}, 0.07),
+    ("momentum/hybrid", {"optimizer": "momentum", "momentum": 0.1}, 0.05),
+)
+
+
+def _keras_reproduction() -> list[Run]:
+    return [
+        (name, {**KERAS_REPRODUCTION, **optimizer, "schedule": name.split("/")[1], "lr": lr})
+        for name, optimizer, lr in KERAS_REPRODUCTION_RUNS
+    ]
 
 
 RECIPES: dict[str, Callable[[], list[Run]]] = {
@@ -207,7 +288,8 @@ RECIPES: dict[str, Callable[[], list[Run]]] = {
     "mobilenet_finetune": _mobilenet_finetune,
     "scaling_grid": _scaling_grid,
     "bsi_224": _bsi_224,
-    "sam_study": _sam_study,
+    "sam_study": sam_study_runs,
+    "keras_reproduction": _keras_reproduction,
 }
 
 

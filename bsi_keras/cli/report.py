@@ -12,6 +12,11 @@ of the mean test accuracy of the last ``--last_k`` epochs, of the updates and of
 and compile seconds; then, for each configuration with a sibling named ``--reference``
 (default decay_lr), the mean paired difference over the seeds both ran, with its 95 %
 t-interval (`bsi_keras.stats`), "unresolved" where the interval contains zero.
+``--train_accuracy`` adds the final epoch's training accuracy (`TRAIN_ACCURACY`).
+
+``--target_accuracy PERCENT`` prints instead the time to that test accuracy per
+configuration: the first epoch of each seed that reached it, the updates, examples and
+seconds up to it, and their paired differences (`bsi_keras.cli.target_accuracy`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bsi_keras import stats
+from bsi_keras.cli.target_accuracy import target_table
 from bsi_keras.run_folder import read_log
 
 COLUMNS = (
@@ -125,8 +131,11 @@ def run_folders(paths: Sequence[str | os.PathLike]) -> list[Path]:
 
 SEED_PART = re.compile(r"seed_(\d+)")
 # Metric -> digits shown; the last-k column's name is made with its k (`metric_names`).
-METRIC_DIGITS = {"test accuracy (%)": 2, "last-k mean (%)": 2, "updates": 0, "train s": 1}
-METRIC_DIGITS["compile s"] = 1
+# The final epoch's training accuracy as log.csv has it: the mean over the epoch's batches,
+# in training mode (SAM: at the unperturbed weights); a column on request (`seed_rows`).
+TRAIN_ACCURACY = "train accuracy (%)"
+METRIC_DIGITS = {"test accuracy (%)": 2, TRAIN_ACCURACY: 2, "last-k mean (%)": 2, "updates": 0}
+METRIC_DIGITS.update({"train s": 1, "compile s": 1})
 Configurations = dict[str, dict[int, Path]]  # configuration -> seed -> run folder
 
 
@@ -168,27 +177,39 @@ def has_seeds(paths: Sequence[str | os.PathLike]) -> bool:
     )
 
 
-def run_metrics(folder: Path, last_k: int) -> dict[str, float]:
+def run_metrics(folder: Path, last_k: int, train_accuracy: bool = False) -> dict[str, float]:
     """A finished run's numbers: final and last-``last_k``-epoch test accuracy (%), updates,
-    training and compile seconds (the last ``min(last_k, epochs)`` epochs are averaged)."""
+    training and compile seconds (the last ``min(last_k, epochs)`` epochs are averaged); with
+    ``train_accuracy``, the final training accuracy (%) too."""
     summary = json.loads((folder / "summary.json").read_text())
-    accuracy = [float(row["val_accuracy"]) for row in read_log(folder / "log.csv")]
-    return {
+    log = read_log(folder / "log.csv")
+    accuracy = [float(row["val_accuracy"]) for row in log]
+    metrics = {
         "test accuracy (%)": 100 * summary["final_val_accuracy"],
         "last-k mean (%)": 100 * stats.mean_std(accuracy[-last_k:])[0],
         "updates": float(summary["total_updates"]),
         "train s": summary["train_seconds"],
         "compile s": summary["compile_seconds"],
     }
+    if train_accuracy:
+        metrics[TRAIN_ACCURACY] = 100 * float(log[-1]["accuracy"])
+    return metrics
 
 
-def metric_names(last_k: int) -> dict[str, str]:
-    """The column name of each metric (``last-k mean (%)`` with its ``k``)."""
-    return {m: m.replace("last-k", f"last-{last_k}") for m in METRIC_DIGITS}
+def metric_names(last_k: int, train_accuracy: bool = False) -> dict[str, str]:
+    """The column name of each metric reported (``last-k mean (%)`` with its ``k``)."""
+    return {
+        m: m.replace("last-k", f"last-{last_k}")
+        for m in METRIC_DIGITS
+        if train_accuracy or m != TRAIN_ACCURACY
+    }
 
 
 def seed_rows(
-    found: Configurations, reference: str = "decay_lr", last_k: int = 5
+    found: Configurations,
+    reference: str = "decay_lr",
+    last_k: int = 5,
+    train_accuracy: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per configuration and metric: mean, std and the paired difference.
 
@@ -196,6 +217,7 @@ def seed_rows(
         found: runs by configuration and seed (`configurations`).
         reference: the configuration name (last path part) that siblings are paired with.
         last_k: epochs averaged in the ``last-k mean`` metric.
+        train_accuracy: report the final training accuracy (`TRAIN_ACCURACY`) too.
 
     Returns:
         Dicts with ``configuration``, ``seeds``, ``metric``, ``mean``, ``std`` and, for a
@@ -203,7 +225,10 @@ def seed_rows(
         `bsi_keras.stats.PairedDifference` over the seeds both ran; else None).
     """
     metrics = {
-        key: {seed: run_metrics(folder, last_k) for seed, folder in sorted(runs.items())}
+        key: {
+            seed: run_metrics(folder, last_k, train_accuracy)
+            for seed, folder in sorted(runs.items())
+        }
         for key, runs in found.items()
     }
     rows = []
@@ -211,7 +236,7 @@ def seed_rows(
         parent, _, name = key.rpartition("/")
         ref = metrics.get(f"{parent}/{reference}" if parent else reference)
         paired = sorted(set(by_seed) & set(ref or {})) if name != reference else []
-        for metric in METRIC_DIGITS:
+        for metric in metric_names(last_k, train_accuracy):
             mean, std = stats.mean_std([values[metric] for values in by_seed.values()])
             difference = None
             if paired:
@@ -232,7 +257,11 @@ def seed_rows(
 
 
 def seed_tables(
-    found: Configurations, reference: str = "decay_lr", last_k: int = 5, fmt: str = "markdown"
+    found: Configurations,
+    reference: str = "decay_lr",
+    last_k: int = 5,
+    fmt: str = "markdown",
+    train_accuracy: bool = False,
 ) -> str:
     """The report over seeds: means and standard deviations, then paired differences.
 
@@ -241,12 +270,13 @@ def seed_tables(
         reference: the configuration name the paired differences are taken against.
         last_k: epochs averaged in the ``last-k mean`` metric.
         fmt: ``"markdown"`` (two tables) or ``"csv"`` (one row per configuration and metric).
+        train_accuracy: a column of the final training accuracy (`TRAIN_ACCURACY`) too.
 
     Returns:
         The tables as text.
     """
-    rows = seed_rows(found, reference, last_k)
-    names = metric_names(last_k)
+    rows = seed_rows(found, reference, last_k, train_accuracy)
+    names = metric_names(last_k, train_accuracy)
     if fmt == "csv":
         return _seed_csv(rows, names)
     by_key: dict[str, list[dict[str, Any]]] = {}
@@ -322,14 +352,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--last_k", type=int, default=5, help="runs over seeds: epochs the last-k mean averages"
     )
+    parser.add_argument(
+        "--train_accuracy",
+        action="store_true",
+        help="runs over seeds: add the final epoch's training accuracy",
+    )
+    parser.add_argument(
+        "--target_accuracy",
+        type=float,
+        default=None,
+        help="instead: the updates, examples and seconds to first reach this test accuracy (%%)",
+    )
     args = parser.parse_args(argv)
     if args.last_k < 1:
         parser.error(f"argument --last_k: must be >= 1, got {args.last_k}")
+    if args.target_accuracy is not None and not 0 < args.target_accuracy <= 100:
+        parser.error(f"argument --target_accuracy: must be in (0, 100], got {args.target_accuracy}")
     fmt = "csv" if args.csv else "markdown"
     try:
+        if args.target_accuracy is not None:
+            found = configurations(args.folders)
+            print(target_table(found, args.target_accuracy, args.reference, fmt), end="")
+            return 0
         if has_seeds(args.folders):
             found = configurations(args.folders)
-            print(seed_tables(found, args.reference, args.last_k, fmt), end="")
+            text = seed_tables(found, args.reference, args.last_k, fmt, args.train_accuracy)
+            print(text, end="")
             return 0
         folders = run_folders(args.folders)
     except ValueError as error:

@@ -18,7 +18,6 @@ increase_bs on N = 4000 training examples, last partial batch dropped, momentum 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -35,6 +34,7 @@ from bsi_keras.cli.resume import comparison_runs, resumed_spec
 from bsi_keras.cli.spec import RunSpec
 from bsi_keras.data import Dataset
 from bsi_keras.run_folder import ENDED
+from bsi_keras.runtime import distribution
 from bsi_keras.schedules import BaseSchedule, EpochPlan
 
 DEFAULT_EVAL_BATCH = 1000  # --eval_batch_size left out (clamped to the test set's size)
@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     typed)."""
     parser = flags.build_parser()
     try:
+        _cluster()  # before anything asks the backend for its devices
         args = flags.parse(argv)
         if args.resume is not None:
             return resume(args.resume, flags.explicit_flags(argv), dry_run=args.dry_run)
@@ -137,6 +138,7 @@ def execute(
     from bsi_keras.locks import FolderLocked
     from bsi_keras.run_folder import RunFolderError
 
+    _cluster(spec)
     try:
         return _train_all(runs, built, num_train, stored_schedule)
     except (RunFolderError, CheckpointError, FolderLocked) as error:
@@ -335,7 +337,7 @@ def _train_one(
 
     options = spec.run
     keras.utils.set_random_seed(options.seed)
-    with _distribution_scope(options.distribute):
+    with distribution.scope(options.distribute):
         model = build.build_model(spec, dataset)
         optimizer = spec.optimizer.build(schedule.at(0).lr)
     physical, record = build.probed_physical_batch(
@@ -362,8 +364,9 @@ def _train_one(
         resume=resume,
     )
     accuracy = summary["final_val_accuracy"]
+    evaluated = "test" if spec.model.validation_examples is None else "validation"
     print(
-        f"{schedule.name}: {summary['status']}, test accuracy "
+        f"{schedule.name}: {summary['status']}, {evaluated} accuracy "
         f"{'n/a' if accuracy is None else f'{accuracy:.4f}'}, {summary['total_updates']} "
         f"updates, {summary['train_seconds']:.1f} s training "
         f"(+{summary['compile_seconds']:.1f} s compile)"
@@ -371,15 +374,16 @@ def _train_one(
     return summary
 
 
-def _distribution_scope(distribute: bool) -> contextlib.AbstractContextManager:
-    """The scope models are built in: data-parallel with ``--distribute``."""
-    if not distribute:
-        return contextlib.nullcontext()
-    from bsi_keras.runtime.distribution import data_parallel
-
-    scope, devices = data_parallel()
-    print(f"data-parallel over {devices} devices; batch sizes are global")
-    return scope
+def _cluster(spec: RunSpec | None = None) -> None:
+    """Join the processes the environment names (`bsi_keras.runtime.distribution`); with
+    ``spec``, refuse one they cannot train together (naming ``--distribute``)."""
+    try:
+        if spec is None:
+            distribution.join_cluster()
+        else:
+            distribution.check_run(spec.run.distribute, spec.step.max_physical_batch is not None)
+    except ValueError as error:
+        raise SpecError("--distribute", str(error)) from None
 
 
 def _default_folder(spec: RunSpec) -> str:

@@ -87,7 +87,9 @@ class RunSpec:
         """Refuse an evaluation batch larger than the test set (None, the default, is 1000
         or the whole test set: `bsi_keras.driver.feeds.ValidationFeed` clamps it)."""
         sizes = None if self.model.data_dir else known_sizes(self.model.dataset)
-        test_size = self.model.num_test or (sizes[1] if sizes else None)
+        test_size = (
+            self.model.validation_examples or self.model.num_test or (sizes[1] if sizes else None)
+        )
         batch = self.run.eval_batch_size
         if batch is not None and test_size is not None and batch > test_size:
             raise SpecError(

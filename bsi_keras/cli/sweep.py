@@ -9,22 +9,25 @@ be stopped and started again), then writes ``summary.csv``, ``summary.md`` and t
 arguments after ``--`` go to every run, and ``--epochs`` then shortens it (`shortened`:
 milestones or phases shrink in proportion).
 
-A sweep takes its folder's lock (`bsi_keras.locks.FolderLock`): a second sweep of the same
-recipe and root is refused. The first SIGINT or SIGTERM stops it: the run in progress keeps
-its finished epochs, no further run starts, the runs left are printed and the exit code is
-128 + the signal's number; running the same command again continues. A run whose flags are
-refused is reported and skipped; the sweep goes on and exits 1 at the end.
+Several workers may drain one sweep: start the same command several times, on one machine
+or on machines sharing the file system, or as a SLURM job array with ``--shard K/N``. Each
+run is trained by the one worker that holds its claim (`bsi_keras.cli.claims`: when a claim
+is released or taken over); the summary is written by the worker that finds every run of
+the sweep ended, and by no other. The first SIGINT or SIGTERM stops a worker: the run in
+progress keeps its finished epochs, no further run starts, the runs left are printed and
+the exit code is 128 + the signal's number; running the same command again continues. A
+run whose flags are refused is reported and skipped; the sweep goes on and exits 1 at the
+end.
 
 Example:
 
 >>> [name for name, _ in RECIPES["smith"]()]
 ['decay_lr', 'hybrid', 'increase_bs']
 
-``sam_study`` (issue 5) compares SGD with momentum at small to large batch sizes against
-SAM, ASAM and SAM with m-sharpness (the same base optimizer) at the large ones, and Adam
-against SAM-Adam, each on an LR grid whose diagonal is the linear scaling rule, for a
-simple CNN on Fashion-MNIST (``mnist_cnn``) and on CIFAR-10 (Keskar's C1);
-``notebooks/sam_study.py`` adds the sharpness of each solution and draws the figures.
+``sam_study`` (issue 16) is the SAM study's tuning grid: SGD with momentum at batch 128 and
+2,048 (10 and 20 epochs) and SAM at 2,048, each on an LR grid (SAM also on a rho grid),
+evaluated on a validation split; ``notebooks/sam_study.py`` chooses the settings and tests
+them over five seeds.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bsi_keras.cli import flags
+from bsi_keras.cli import claims, flags
 from bsi_keras.cli.checks import SpecError
 from bsi_keras.cli.recipes import RECIPES, Overrides
 from bsi_keras.cli.spec import RunSpec
@@ -127,20 +130,25 @@ def run_sweep(
     extra: Sequence[str] = (),
     only: Sequence[str] = (),
     seeds: Sequence[int] = (),
+    shard: tuple[int, int] | None = None,
 ) -> list[Path]:
     """Run (or finish) every run of ``recipe`` under ``root / recipe``; write the summary.
 
     Every run's spec is checked before the first run starts; a refused one (here or when it
     meets its data) is reported and skipped. With ``seeds``, the sweep runs once per seed
     under ``root / seed_<k> / recipe`` (``--seed k`` added to ``extra``), one summary per
-    seed; ``python -m bsi_keras.report ROOT`` aggregates them over seeds.
+    seed; ``python -m bsi_keras.report ROOT`` aggregates them over seeds. Other workers
+    may drain the same sweep meanwhile (`bsi_keras.cli.claims`).
+
+    Args:
+        shard: ``(K, N)``: only the runs ``K, K + N, ...`` of the sweep's order (None: all).
 
     Returns:
-        The run folders of the runs that ended (finished, stopped or diverged).
+        The run folders of this worker's runs (its shard) that ended (finished, stopped or
+        diverged), by whichever worker.
 
     Raises:
         SweepStopped: SIGINT or SIGTERM; no summary is written.
-        bsi_keras.locks.FolderLocked: another sweep drains this folder.
     """
     if seeds:
         return [
@@ -153,30 +161,59 @@ def run_sweep(
                 dataset,
                 [*extra, "--seed", str(seed)],
                 only,
+                shard=shard,
             )
         ]
-    from bsi_keras.locks import FolderLock
-
     folder = Path(root) / recipe
     runs = [(name, values) for name, values in RECIPES[recipe]() if not only or name in only]
+    mine = [name for i, (name, _) in enumerate(runs) if claims.in_shard(i, shard)]
     specs = {
         name: _refused_or(lambda v=v: run_spec(v, epochs, dataset, extra), name, extra)
         for name, v in runs
     }
-    ended: list[Path] = []
-    with FolderLock(folder), _recording_signals() as received:
-        for name, spec in specs.items():
-            code = _run_one(name, spec, folder / name, extra) if spec is not None else None
-            if RunFolder(folder / name).status() in ENDED:
-                ended.append(folder / name)
+    settled = {name for name, spec in specs.items() if spec is None}  # refused: never run
+
+    def ended() -> list[Path]:
+        return [folder / n for n in mine if RunFolder(folder / n).status() in ENDED]
+
+    with _recording_signals() as received:
+
+        def run(name: str) -> None:
+            code = _run_one(name, specs[name], folder / name, extra)
+            settled.add(name)
             if code is not None and code >= 128:  # the driver stopped the run on a signal
                 received.append(code - 128)
-            if received:
-                done = {path.name for path in ended}
-                raise SweepStopped(received[0], [n for n in specs if n not in done])
+
+        claims.drain([n for n in mine if specs[n] is not None], folder, run, lambda: bool(received))
+        if received:
+            done = {path.relative_to(folder).as_posix() for path in ended()}
+            raise SweepStopped(received[0], [n for n in mine if n not in done])
+    _summarize_if_all_ended(folder, [name for name, _ in runs], settled)
+    return ended()
+
+
+def _summarize_if_all_ended(folder: Path, names: Sequence[str], settled: set[str]) -> None:
+    """Write the sweep's summary if no run is left to anyone: each of ``names`` ended, or
+    was refused or failed here. Two workers that find so at once write it once: the sweep
+    folder's lock admits one, and a summary that would not change is not rewritten."""
+    from bsi_keras.cli import report
+    from bsi_keras.locks import FolderLock, FolderLocked
+
+    ended = [folder / n for n in names if RunFolder(folder / n).status() in ENDED]
+    if not ended or set(names) - settled - {p.relative_to(folder).as_posix() for p in ended}:
         if ended:
+            print(f"summary left to the worker that ends the last run of {folder}")
+        return
+    try:
+        with FolderLock(folder):
+            table = report.summary_table(ended, fmt="csv")
+            existing = folder / "summary.csv"
+            if existing.is_file() and existing.read_text() == table:
+                print(f"summary in {folder} is up to date")
+                return
             write_summary(ended, folder)
-    return ended
+    except FolderLocked:
+        print(f"another worker writes the summary of {folder}")
 
 
 def _refused_or(make: Callable[[], Any], name: str, extra: Sequence[str]) -> Any:
@@ -193,7 +230,7 @@ def _run_one(name: str, spec: RunSpec, run_folder: Path, extra: Sequence[str]) -
     from bsi_keras.cli.resume import resumed_spec
     from bsi_keras.cli.run import execute
 
-    status = RunFolder(run_folder).status()
+    status = RunFolder(run_folder).status()  # read under the claim: another worker's run ended
     if status in ENDED:
         print(f"{name}: {status} before, skipped")
         return 0
@@ -298,13 +335,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=(), help="run the sweep once per seed"
     )
+    parser.add_argument(
+        "--shard",
+        type=claims.parse_shard,
+        default=None,
+        metavar="K/N",
+        help="drain only the runs K, K+N, ... (0-based; a SLURM job array: "
+        "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)",
+    )
     args = parser.parse_args(own)
     if args.seeds and {"--seed", "--rand_seed"} & set(extra):
         parser.error("argument --seeds: contradicts --seed after --; give the seeds in one flag")
     if args.epochs is not None and args.epochs < 2:
         parser.error("argument --epochs: a sweep run needs at least 2 epochs")
     if args.list:
-        for name, overrides in RECIPES[args.recipe]():
+        for i, (name, overrides) in enumerate(RECIPES[args.recipe]()):
+            if not claims.in_shard(i, args.shard):
+                continue
             spec = _refused_or(
                 lambda o=overrides: run_spec(o, args.epochs, args.dataset, extra), name, extra
             )
@@ -314,19 +361,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(args.runs) - {name for name, _ in RECIPES[args.recipe]()})
     if unknown:
         parser.error(f"argument --runs: {args.recipe} has no run {', '.join(unknown)}")
-    from bsi_keras.locks import FolderLocked
-
     try:
         ended = run_sweep(
-            args.recipe, args.root, args.epochs, args.dataset, extra, args.runs, args.seeds
+            args.recipe,
+            args.root,
+            args.epochs,
+            args.dataset,
+            extra,
+            args.runs,
+            args.seeds,
+            args.shard,
         )
     except SweepStopped as stopped:
         print(f"sweep stopped: {stopped}. Run the same command again to continue.", file=sys.stderr)
         return 128 + stopped.signum
-    except (FolderLocked, OSError) as error:  # another sweep; a root that is no folder
+    except OSError as error:  # a root that is no folder
         print(f"error: {error}", file=sys.stderr)
         return 1
-    expected = [name for name, _ in RECIPES[args.recipe]() if not args.runs or name in args.runs]
+    runs = [name for name, _ in RECIPES[args.recipe]() if not args.runs or name in args.runs]
+    expected = [name for i, name in enumerate(runs) if claims.in_shard(i, args.shard)]
     roots = [Path(args.root, f"seed_{seed}") for seed in args.seeds] or [Path(args.root)]
     left = [
         str(root / name)

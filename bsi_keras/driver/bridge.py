@@ -8,6 +8,7 @@ times the call's executions, from which `CompileClock` keeps the compile time ap
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from bsi_keras.runtime import ahead_of_time
 from bsi_keras.train_step import keras_private
 
 
@@ -99,10 +101,19 @@ class CompileClock:
 
 
 class TraceCounter:
-    """How many times the train step was traced (compiled) since the last epoch's row."""
+    """How many times the train step was traced (compiled) since the last epoch's row.
+
+    Traces in another thread than the one that made the counter (the driver's) are the
+    ahead-of-time compilations of `driver.ahead`, counted apart in ``ahead``. With
+    ``keep_signature``, ``signature`` holds the shapes and dtypes of the last trace's
+    arguments (`runtime.ahead_of_time.signature_of`).
+    """
 
     def __init__(self) -> None:
-        self.total = self.reported = 0
+        self.total = self.reported = self.ahead = 0
+        self.thread = threading.get_ident()
+        self.keep_signature = False
+        self.signature: tuple | None = None
 
     def fields(self) -> dict[str, int]:
         """``train_traces`` of the epoch just trained (nothing where steps run eagerly)."""
@@ -124,7 +135,12 @@ def count_traces(model: keras.Model) -> Iterator[TraceCounter]:
     step = model.train_step
 
     def counting(*args: Any, **kwargs: Any) -> Any:
-        counter.total += 1
+        if threading.get_ident() == counter.thread:
+            counter.total += 1
+        else:
+            counter.ahead += 1
+        if counter.keep_signature:
+            counter.signature = ahead_of_time.signature_of(args)
         return step(*args, **kwargs)
 
     model.train_step = counting

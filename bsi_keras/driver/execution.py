@@ -50,6 +50,12 @@ class MultiStep:
             return STEPS_PER_EXECUTION
         return self.model.steps_per_execution
 
+    def function_for(self, steps: int) -> Any:
+        """The train function an epoch of ``steps`` steps will call (None: not made yet)."""
+        if self.steps_per_execution(steps) == self.model.steps_per_execution:
+            return self.model.train_function
+        return self.function
+
     @contextmanager
     def train_function(self, per_execution: int) -> Iterator[None]:
         """Give the model the train function of ``per_execution`` steps for one ``fit`` call.

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from bsi_keras.driver import tf_feed
+from bsi_keras.runtime import distribution
 from bsi_keras.schedules import EpochPlan
 from bsi_keras.train_step import accumulate, keras_private
 
@@ -151,7 +152,8 @@ class ArrayFeed:
         self.ahead = (following, Background(lambda: self._prepare(*following)))
         if self.tensorflow_batches:
             return {"x": tf_feed.batches(tf_feed.as_tensors(arrays), np.arange(kept), batch_size)}
-        x, y, sample_weight = arrays
+        # Of several processes, each feeds its share of every batch (one process: all).
+        (x, y, sample_weight), batch_size = distribution.process_share(arrays, batch_size)
         return {"x": x, "y": y, "sample_weight": sample_weight, "batch_size": batch_size}
 
     def micro_batches(

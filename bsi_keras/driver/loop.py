@@ -2,7 +2,8 @@
 
 `train` is the whole run and `run_epoch` one epoch; the pieces they call live next door:
 `feeds` (the epoch's data), `lr` (its learning rate), `execution` (steps per call of the
-train function), `bridge` (callbacks and timing), `state` (what the checkpoint holds).
+train function), `bridge` (callbacks and timing), `ahead` (the next phase's shape compiled in
+the background), `state` (what the checkpoint holds).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import keras
 from bsi_keras import checkpoint, train_step
 from bsi_keras.checkpoint import RunState
 from bsi_keras.driver import bridge, lr
+from bsi_keras.driver.ahead import CompileAhead
 from bsi_keras.driver.execution import MultiStep
 from bsi_keras.driver.feeds import ArrayFeed, PyDatasetFeed, TFDatasetFeed, ValidationFeed
 from bsi_keras.driver.signals import TrainingInterrupted, raise_if_received, stop_on_signals
@@ -57,6 +59,12 @@ class Run:
             return None
         return min(batch_size, self.step_options.max_physical_batch)
 
+    def steps(self, batch_size: int) -> int:
+        """Train steps of an epoch at ``batch_size``: its batches, or their micro-batches."""
+        sizes = self.plan.batch_sizes(batch_size)
+        physical = self.physical_batch(batch_size)
+        return len(sizes) if physical is None else sum(-(-size // physical) for size in sizes)
+
 
 def train(run: Run, state: RunState) -> keras.callbacks.History:
     """Resume from ``run.checkpoint_dir`` if a checkpoint is there, then train to the end."""
@@ -80,6 +88,7 @@ def train(run: Run, state: RunState) -> keras.callbacks.History:
             steps=None,  # set per epoch, by `run_epoch`
         )
         multi_step, clock = MultiStep(model, outer.callbacks), bridge.CompileClock()
+        ahead = CompileAhead(run, traces, multi_step)
         outer.on_train_begin()
         for epoch, past in enumerate(state.rows):
             history.on_epoch_end(epoch, past)
@@ -89,10 +98,15 @@ def train(run: Run, state: RunState) -> keras.callbacks.History:
             try:
                 for epoch in range(state.next_epoch, schedule.epochs):
                     raise_if_received(received, epoch)
+                    setting = schedule.at(epoch, state.rows)
+                    physical = run.physical_batch(setting.batch_size)
+                    compiled_ahead, waited = ahead.before_epoch(physical)
                     row = run_epoch(
-                        run, state, epoch, outer, multi_step, clock, step_state, received
+                        run, state, setting, outer, multi_step, clock, step_state, received
                     )
-                    row.update(traces.fields())
+                    row.update(traces.fields(), **compiled_ahead)
+                    row["compile_seconds"] += waited
+                    ahead.after_epoch(epoch, physical)
                     bridge.end_epoch(outer, history, epoch, row)
                     state.rows.append(row)
                     if math.isfinite(row.get("loss", 0.0)):
@@ -109,6 +123,8 @@ def train(run: Run, state: RunState) -> keras.callbacks.History:
                 history.status = "interrupted"
                 interrupted.history = history
                 raise
+            finally:
+                ahead.close()
         outer.on_train_end(bridge.numbers(row))
     if history.status == "finished" and model.stop_training:
         history.status = "stopped"
@@ -120,16 +136,15 @@ def train(run: Run, state: RunState) -> keras.callbacks.History:
 def run_epoch(
     run: Run,
     state: RunState,
-    epoch: int,
+    setting: EpochSetting,
     outer: keras.callbacks.CallbackList,
     multi_step: MultiStep,
     clock: bridge.CompileClock,
     step_state: StepState | None,
     received: list[int],
 ) -> dict[str, Any]:
-    """Train epoch ``epoch`` with one ``model.fit`` call; return its row of the log."""
-    model, plan = run.model, run.plan
-    setting = run.schedule.at(epoch, state.rows)
+    """Train the epoch of ``setting`` with one ``model.fit`` call; return its row of the log."""
+    model, plan, epoch = run.model, run.plan, setting.epoch
     if run.reset_optimizer and state.rows and state.rows[-1]["phase"] != setting.phase + 1:
         reset_state(model.optimizer, model.trainable_variables)
     epoch_lr = lr.apply(
@@ -143,7 +158,7 @@ def run_epoch(
         inputs = run.feed.epoch(state.seed, epoch, setting.batch_size, plan)
     else:  # the steps are the micro-batches
         inputs = run.feed.micro_batches(state.seed, epoch, setting.batch_size, plan, physical)
-        sizes = [physical] * sum(-(-size // physical) for size in sizes)
+        sizes = [physical] * run.steps(setting.batch_size)
     outer.set_params({"verbose": run.verbose, "epochs": run.schedule.epochs, "steps": len(sizes)})
     epoch_bridge = bridge.Bridge(outer, steps=len(sizes))
     updates_before = _updates(model)

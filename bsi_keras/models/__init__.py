@@ -32,6 +32,9 @@ ModelBuilder = Callable[..., keras.Model]
 
 _REGISTRY: dict[str, ModelBuilder] = {
     "mnist_cnn": mnist_cnn,
+    # The same as JCDetwiler/batch-size-mnist built it in tf.keras 1.15: BatchNormalization's
+    # default momentum 0.99 (bsi_keras's MNIST CNN takes 0.9, see `mnist_cnn`).
+    "mnist_cnn_keras2": functools.partial(mnist_cnn, bn_momentum=0.99),
     "c1": c1,
     "c2": c2,
     "f1": f1,

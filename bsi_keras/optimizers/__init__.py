@@ -18,6 +18,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from bsi_keras.optimizers.nadam import Nadam
+
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "nadam", "adagrad", "adadelta", "rmsprop")
 # Name prefixes that hand the step to SAM / ASAM (`bsi_keras.train_step.sam`).
 SAM_VARIANTS = ("sam", "asam")
@@ -37,9 +39,10 @@ def get_optimizer(
         name: one of `OPTIMIZERS`: ``sgd`` (with ``momentum``, default 0: plain SGD),
             ``momentum`` (heavy ball, default momentum 0.9), ``nesterov`` (default 0.9) --
             these three are `SGD` below, in PyTorch's convention as the reference studies
-            use it -- and Keras's ``adam``, ``nadam``, ``adagrad``, ``adadelta``,
-            ``rmsprop``. A ``sam_`` or ``asam_`` prefix (``sam_sgd``, ``asam_adam``) names
-            the same base optimizer: SAM / ASAM is an option of the train step
+            use it -- ``nadam`` (`bsi_keras.optimizers.nadam.Nadam`: Keras 2's momentum
+            schedule) and Keras's ``adam``, ``adagrad``, ``adadelta``, ``rmsprop``. A
+            ``sam_`` or ``asam_`` prefix (``sam_sgd``, ``asam_adam``) names the same base
+            optimizer: SAM / ASAM is an option of the train step
             (`bsi_keras.train_step.sam.from_name` gives it), and the base optimizer takes
             the step.
         lr: the initial learning rate (the schedule driver sets it per phase).
@@ -68,7 +71,7 @@ def get_optimizer(
         raise ValueError(f"optimizer {name!r} takes no momentum (got {momentum})")
     classes = {
         "adam": keras.optimizers.Adam,
-        "nadam": keras.optimizers.Nadam,
+        "nadam": Nadam,  # Keras 2's momentum schedule, not Keras 3's (see its module)
         "adagrad": keras.optimizers.Adagrad,
         "adadelta": keras.optimizers.Adadelta,
         "rmsprop": keras.optimizers.RMSprop,

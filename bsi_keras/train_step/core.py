@@ -70,12 +70,17 @@ class StepOptions:
             batch's. With ``sam.m``, every group of ``m`` examples is perturbed with its own
             gradient: a group larger than ``max_physical_batch`` is itself accumulated over
             micro-batches, a smaller one runs as one pass of ``m`` examples.
+        compile_ahead: where micro-batches accumulate across calls (one compiled shape per
+            micro-batch size), compile the next phase's shape in a background thread while
+            the current phase trains (`bsi_keras.driver.ahead`); False compiles each shape
+            when its first batch arrives.
     """
 
     max_physical_batch: int | None = None
     loss_dropout: LossDropout | None = None
     sam: SAM | None = None
     noise_scale: NoiseScaleOptions | None = None
+    compile_ahead: bool = True
 
     def __post_init__(self) -> None:
         if self.max_physical_batch is not None and self.max_physical_batch < 1:

@@ -28,6 +28,13 @@ named test rather than a train step somewhere. Checked with Keras 3.15.1.
   and metrics from its first batch, sample weight included; a step that packs more than a
   per-example weight into the sample weight (`accumulate`) has them built from a plain
   ``(x, y)`` batch first.
+- `jitted_train_step`: ``JAXTrainer.make_train_function`` jits ``model.train_step`` with
+  ``donate_argnums=0`` and ``out_shardings=None`` (no distribution); the same ``jax.jit``
+  lowered ahead of time fills the caches that the trainer's own call looks up
+  (`bsi_keras.runtime.ahead_of_time`).
+- `one_step_function`: ``TensorFlowTrainer._make_function``'s train function closes over
+  ``one_step_on_data``, a tf.function wrapped by ``_autoconvert_optionals``
+  (``functools.wraps``); its concrete functions are what the train function calls.
 - `is_default_hook`: ``keras.src.utils.python_utils.default`` marks the base class's empty
   hooks with ``_is_default``; a callback whose hook keeps the mark does not listen to it.
 """
@@ -201,6 +208,34 @@ def build_compiled_state(model: keras.Model, x: Any, y: Any) -> None:
         x, y: a batch (one example suffices; only shapes and dtypes matter).
     """
     model._symbolic_build(data_batch=(x, y))
+
+
+def jitted_train_step(model: keras.Model) -> Any:
+    """``model.train_step`` jitted as Keras's JAX trainer jits it (without a distribution).
+
+    Args:
+        model: a compiled model on the JAX backend.
+
+    Returns:
+        The ``jax.jit`` object, to ``lower(state, data).compile()`` ahead of time.
+    """
+    import jax
+
+    return jax.jit(model.train_step, donate_argnums=0, out_shardings=None)
+
+
+def one_step_function(train_function: Any) -> Any:
+    """The tf.function of one train step inside Keras's TensorFlow ``train_function``.
+
+    Args:
+        train_function: a model's ``train_function`` after ``make_train_function``.
+
+    Returns:
+        The tf.function, to ``get_concrete_function(data_spec)`` ahead of time.
+    """
+    cells = zip(train_function.__code__.co_freevars, train_function.__closure__ or ())
+    one_step = dict((name, cell.cell_contents) for name, cell in cells)["one_step_on_data"]
+    return one_step.__wrapped__
 
 
 def is_default_hook(callback: keras.callbacks.Callback, hook: str) -> bool:
