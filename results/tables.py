@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bsi_keras import stats
+from bsi_keras import markdown, stats
 from bsi_keras.cli import recipes, report
 from bsi_keras.cli.target_accuracy import target_table
 from bsi_keras.run_folder import read_log
@@ -165,8 +165,7 @@ def epoch_table(found: report.Configurations, columns: Sequence[str], digits: in
     lines = [
         "Mean +- sample standard deviation over seeds, per epoch:",
         "",
-        _row(header),
-        "|" + " --- |" * len(header),
+        *markdown.head(header),
     ]
     for key, seeds in logs.items():
         for column in columns:
@@ -177,9 +176,8 @@ def epoch_table(found: report.Configurations, columns: Sequence[str], digits: in
                     cells.append("")
                     continue
                 mean, std = stats.mean_std(values)
-                spread = "n/a" if std != std else f"{std:.{digits}f}"
-                cells.append(f"{mean:.{digits}f} +- {spread}")
-            lines.append(_row([key, " ".join(map(str, found[key])), column, *cells]))
+                cells.append(markdown.mean_std(mean, std, digits))
+            lines.append(markdown.row([key, " ".join(map(str, found[key])), column, *cells]))
     return "\n".join(lines)
 
 
@@ -199,7 +197,7 @@ def beside_original(folder: Path, original: Path) -> str:
     header = ["exp", "run", "batch @ LR, epochs 1-2 / 3-4 / 5-6", "this repo: mean +- std (%)"]
     header += [s["label"] + (" (read off, %)" if s.get("approximate") else " (%)") for s in sources]
     header.append(f"spread of {', '.join(s['label'].split(' (')[0] for s in stored)} (points)")
-    lines = [_row(header), "|" + " --- |" * len(header)]
+    lines = markdown.head(header)
     for index, (name, _, _) in enumerate(recipes.KERAS_REPRODUCTION_RUNS, start=1):
         runs = by_run.get(name, {})
         cells = [str(index), name, "", "not run"]
@@ -220,12 +218,8 @@ def beside_original(folder: Path, original: Path) -> str:
         ]
         both = [value for value in both if value is not None]
         cells.append(f"{100 * (max(both) - min(both)):.2f}" if len(both) == len(stored) else "")
-        lines.append(_row(cells))
+        lines.append(markdown.row(cells))
     return "\n".join(lines) + "\n"
-
-
-def _row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
 
 
 def _by_variant(variants: dict[str, str], results: Path) -> report.Configurations:

@@ -51,6 +51,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from bsi_keras import markdown
 from bsi_keras.analysis.solution import LOSS, evaluate, load_solution, model_settings
 from bsi_keras.run_folder import RunFolder
 
@@ -204,13 +205,13 @@ class CriticalBatchResult:
     def table(self) -> str:
         """The branch losses, critical batch and logged ``B_simple``, as a Markdown table."""
         heads = ["epoch", "lr", *(f"loss B={b}" for b in self.batch_sizes), "critical", "B_simple"]
-        lines = ["| " + " | ".join(heads) + " |", "|" + " --- |" * len(heads)]
+        lines = markdown.head(heads)
         for epoch, lr, losses, critical, b_simple in zip(
             self.epochs, self.lrs, self.losses, self.critical, self.b_simple, strict=True
         ):
             cells = [str(epoch), f"{lr:g}", *(f"{v:.5g}" for v in losses), str(critical)]
             cells.append("" if b_simple is None else f"{b_simple:.4g}")
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(markdown.row(cells))
         return "\n".join(lines)
 
     def save(self, out: str | os.PathLike) -> dict[str, Path]:

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bsi_keras import stats
+from bsi_keras import markdown, stats
 from bsi_keras.cli.target_accuracy import target_table
 from bsi_keras.run_folder import read_log
 
@@ -100,8 +100,7 @@ def summary_table(folders: Sequence[str | os.PathLike], fmt: str = "markdown") -
         writer.writeheader()
         writer.writerows(rows)
         return buffer.getvalue()
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
+    lines = [*markdown.head(COLUMNS), *(markdown.row([r[c] for c in COLUMNS]) for r in rows)]
     return "\n".join(lines) + "\n"
 
 
@@ -286,12 +285,11 @@ def seed_tables(
     lines = [
         "Mean +- sample standard deviation over seeds:",
         "",
-        _markdown_row(header),
-        "|" + " --- |" * len(header),
+        *markdown.head(header),
     ]
     for key, key_rows in by_key.items():
         cells = [_mean_std_text(r) for r in key_rows]
-        lines.append(_markdown_row([key, _seeds_text(key_rows[0]["seeds"]), *cells]))
+        lines.append(markdown.row([key, _seeds_text(key_rows[0]["seeds"]), *cells]))
     paired = {k: r for k, r in by_key.items() if r[0]["difference"] is not None}
     if paired:
         confidence = next(iter(paired.values()))[0]["difference"].confidence
@@ -302,13 +300,12 @@ def seed_tables(
             f"order), mean over seeds ({100 * confidence:g} % t-interval); unresolved: the "
             "interval contains zero:",
             "",
-            _markdown_row(header),
-            "|" + " --- |" * len(header),
+            *markdown.head(header),
         ]
         for key, key_rows in paired.items():
             n = key_rows[0]["difference"].n
             cells = [r["difference"].format(METRIC_DIGITS[r["metric"]]) for r in key_rows]
-            lines.append(_markdown_row([f"{key} - {reference}", str(n), *cells]))
+            lines.append(markdown.row([f"{key} - {reference}", str(n), *cells]))
     return "\n".join(lines) + "\n"
 
 
@@ -328,17 +325,11 @@ def _seed_csv(rows: Sequence[Mapping[str, Any]], names: Mapping[str, str]) -> st
 
 
 def _mean_std_text(row: Mapping[str, Any]) -> str:
-    digits = METRIC_DIGITS[row["metric"]]
-    std = "n/a" if row["std"] != row["std"] else f"{row['std']:.{digits}f}"
-    return f"{row['mean']:.{digits}f} +- {std}"
+    return markdown.mean_std(row["mean"], row["std"], METRIC_DIGITS[row["metric"]])
 
 
 def _seeds_text(seeds: Sequence[int]) -> str:
     return " ".join(map(str, seeds))
-
-
-def _markdown_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

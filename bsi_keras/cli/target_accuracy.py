@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bsi_keras import stats
+from bsi_keras import markdown, stats
 from bsi_keras.run_folder import read_log
 
 # Metric -> digits shown.
@@ -159,21 +159,19 @@ def target_table(
         "reached it: resolution one epoch; train s without compilation), mean +- sample "
         "standard deviation over the runs that reached it; never: a run that did not:",
         "",
-        _markdown_row(header),
-        "|" + " --- |" * len(header),
+        *markdown.head(header),
     ]
     for row in rows:
         times = row["times"]
         epochs = [str(t.epoch) if t else "never" for t in times.values()]
         reached = sum(t is not None for t in times.values())
         cells = [
-            f"{mean:.{TARGET_DIGITS[m]}f} +- "
-            + ("n/a" if std != std else f"{std:.{TARGET_DIGITS[m]}f}")
+            markdown.mean_std(mean, std, TARGET_DIGITS[m])
             for m, (mean, std) in row["stats"].items()
         ] or ["never reached"] * len(TARGET_DIGITS)
         seeds = " ".join(map(str, times))
         lines.append(
-            _markdown_row(
+            markdown.row(
                 [row["configuration"], seeds, f"{reached}/{len(times)}", " ".join(epochs), *cells]
             )
         )
@@ -186,14 +184,13 @@ def target_table(
             f"{target_percent:g} %, mean over seeds (95 % t-interval); unresolved: the "
             "interval contains zero:",
             "",
-            _markdown_row(header),
-            "|" + " --- |" * len(header),
+            *markdown.head(header),
         ]
         for row in paired:
             differences = row["differences"]
             n = next(iter(differences.values())).n
             cells = [d.format(TARGET_DIGITS[m]) for m, d in differences.items()]
-            lines.append(_markdown_row([f"{row['configuration']} - {reference}", str(n), *cells]))
+            lines.append(markdown.row([f"{row['configuration']} - {reference}", str(n), *cells]))
     return "\n".join(lines) + "\n"
 
 
@@ -212,7 +209,3 @@ def _target_csv(rows: Sequence[Mapping[str, object]]) -> str:
             paired = [d.mean, d.low, d.high, d.resolved] if d else ["", "", "", ""]
             writer.writerow([row["configuration"], seeds, reached, metric, mean, std, *paired])
     return buffer.getvalue()
-
-
-def _markdown_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
