@@ -47,8 +47,7 @@ class CompileAhead:
             and ahead_of_time.supported()
         )
         planned = run.schedule.planned() if self.active else []
-        self.shapes = {s.epoch: run.physical_batch(s.batch_size) for s in planned}
-        self.batches = {s.epoch: s.batch_size for s in planned}
+        self.batches = {s.epoch: s.batch_size for s in planned}  # epoch -> batch size
         self.compiled: set[int] = set()  # shapes trained or compiled ahead
         self.pending: tuple[int, Background, int] | None = None  # shape, thread, traces before
         traces.keep_signature = self.active
@@ -76,12 +75,12 @@ class CompileAhead:
         signature = self.traces.signature
         if self.pending is not None or signature is None:
             return
-        upcoming = [e for e in sorted(self.shapes) if e > epoch]
-        target = next((e for e in upcoming if self.shapes[e] not in self.compiled), None)
-        if target is None:
+        upcoming = (self.batches[e] for e in sorted(self.batches) if e > epoch)
+        batch = next((b for b in upcoming if self.run.physical_batch(b) not in self.compiled), None)
+        if batch is None:
             return
-        shape = self.shapes[target]
-        function = self.multi_step.function_for(self.run.steps(self.batches[target]))
+        shape = self.run.physical_batch(batch)
+        function = self.multi_step.function_for(self.run.steps(batch))
         if function is None:  # TensorFlow: that train function is made by its first fit
             return
         model, resized = self.run.model, ahead_of_time.with_batch(signature, shape)

@@ -60,17 +60,10 @@ def signature_of(arguments: tuple) -> tuple:
     >>> tuple(signature_of((np.zeros((4, 2), "float32"), None))[0].shape)
     (4, 2)
     """
-    if keras.backend.backend() == "jax":
-        import jax
 
-        def spec(value: Any) -> Any:
-            weak_type = getattr(getattr(value, "aval", value), "weak_type", False)
-            return jax.ShapeDtypeStruct(value.shape, value.dtype, weak_type=weak_type)
-    else:
-        import tensorflow as tf
-
-        def spec(value: Any) -> Any:
-            return tf.TensorSpec(tuple(value.shape), value.dtype)
+    def spec(value: Any) -> Any:
+        weak_type = getattr(getattr(value, "aval", value), "weak_type", False)
+        return _spec(tuple(value.shape), value.dtype, weak_type)
 
     return keras.tree.map_structure(lambda v: None if v is None else spec(v), arguments)
 
@@ -111,11 +104,16 @@ def compile_train_step(model: keras.Model, train_function: Any, signature: tuple
 
 
 def _resized(spec: Any, batch: int) -> Any:
-    shape = (batch, *tuple(spec.shape)[1:])
+    return _spec((batch, *tuple(spec.shape)[1:]), spec.dtype, getattr(spec, "weak_type", False))
+
+
+def _spec(shape: tuple, dtype: Any, weak_type: bool) -> Any:
+    """The backend's abstract argument of ``shape`` and ``dtype`` (JAX keeps ``weak_type``,
+    which is part of its cache key; TensorFlow has none)."""
     if keras.backend.backend() == "jax":
         import jax
 
-        return jax.ShapeDtypeStruct(shape, spec.dtype, weak_type=spec.weak_type)
+        return jax.ShapeDtypeStruct(shape, dtype, weak_type=weak_type)
     import tensorflow as tf
 
-    return tf.TensorSpec(shape, spec.dtype)
+    return tf.TensorSpec(shape, dtype)
