@@ -20,6 +20,7 @@ import pytest
 
 from bsi_keras.cli import launch
 from bsi_keras.run_folder import TIMING_COLUMNS, read_log
+from bsi_keras.runtime import distribution
 from bsi_keras.runtime.distribution import Cluster, join_cluster, share_rows
 
 pytest.importorskip("jax")
@@ -188,6 +189,24 @@ def test_each_process_feeds_its_share_of_every_batch():
 
 
 @pytest.mark.skipif(keras.backend.backend() == "jax", reason="would join the cluster")
+def test_another_process_resumes_from_a_copy_without_process_0s_unfinished_writes(
+    tmp_path, monkeypatch
+):
+    # Process 0 may be writing config.json.tmp (renamed away at once) while process 1 copies
+    # the folder to resume from: the copy leaves such files out, so the rename cannot fail it.
+    run_dir = tmp_path / "run"
+    (run_dir / "weights").mkdir(parents=True)
+    for name in ("config.json", "log.csv", "checkpoint.npz", "config.json.tmp", ".lock"):
+        (run_dir / name).write_text(name)
+    (run_dir / "model.tmp.keras").write_text("partial")
+    monkeypatch.setattr(distribution, "processes", lambda: (1, 2))
+    with distribution.process_folder(run_dir, resume=True) as copy:
+        assert copy != run_dir
+        copied = sorted(p.name for p in copy.iterdir())
+        assert copied == ["checkpoint.npz", "config.json", "log.csv"]
+    assert not copy.exists()  # removed at the end
+
+
 def test_two_processes_on_another_backend_are_refused_by_name():
     with pytest.raises(ValueError, match="2 processes need the jax backend, not"):
         join_cluster(Cluster("127.0.0.1:1", 2, 0))

@@ -296,8 +296,10 @@ def process_folder(run_dir: str | os.PathLike, resume: bool) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="bsi_keras_process_") as scratch:
         copy = Path(scratch) / Path(run_dir).name
-        if resume:  # run_dir's files but its locks, snapshots and TensorBoard logs
-            shutil.copytree(
-                run_dir, copy, ignore=shutil.ignore_patterns(".*", "weights", "tensorboard")
-            )
+        if resume:
+            # run_dir's files but its locks, snapshots and TensorBoard logs, and but the
+            # temporary files of process 0's atomic writes (``X.tmp``, ``X.tmp.keras``),
+            # which its rename may take away while they are copied.
+            ignore = shutil.ignore_patterns(".*", "weights", "tensorboard", "*.tmp", "*.tmp.*")
+            shutil.copytree(run_dir, copy, ignore=ignore)
         yield copy
