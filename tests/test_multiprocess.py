@@ -188,7 +188,6 @@ def test_each_process_feeds_its_share_of_every_batch():
         share_rows(11, 4, 0, 2)
 
 
-@pytest.mark.skipif(keras.backend.backend() == "jax", reason="would join the cluster")
 def test_another_process_resumes_from_a_copy_without_process_0s_unfinished_writes(
     tmp_path, monkeypatch
 ):
@@ -207,6 +206,7 @@ def test_another_process_resumes_from_a_copy_without_process_0s_unfinished_write
     assert not copy.exists()  # removed at the end
 
 
+@pytest.mark.skipif(keras.backend.backend() == "jax", reason="would join the cluster")
 def test_two_processes_on_another_backend_are_refused_by_name():
     with pytest.raises(ValueError, match="2 processes need the jax backend, not"):
         join_cluster(Cluster("127.0.0.1:1", 2, 0))
